@@ -1,0 +1,221 @@
+"""Building blocks shared by every architecture: choices, layers, base classes, weight init.
+
+Every discriminator follows the robustgan protocol (see :class:`Discriminator`):
+
+* ``D.features(x) -> (B, F)``: phi, the penultimate features;
+* ``D.last_linear``: an ``nn.Linear(F, 1)``, the w (and bias) of ``D(x) = w^T phi(x) + b``;
+* ``D(x) -> (B,)``: logits, exactly ``D.last_linear(D.features(x)).squeeze(-1)``.
+
+Every generator has ``G.z_dim`` and ``G.out_range`` and maps ``z ~ N(0, I)`` of shape
+``(B, z_dim)`` to images ``(B, C, H, W)`` in ``out_range`` (or points ``(B, dim)`` for the MLP).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = [
+    "NONLINEARITIES",
+    "NORMALISATIONS",
+    "BLOCKS",
+    "OUT_RANGES",
+    "LEAKY_SLOPE",
+    "check_choice",
+    "check_positive_int",
+    "resolve_img_size",
+    "make_activation",
+    "make_norm2d",
+    "make_norm1d",
+    "make_output_activation",
+    "Generator",
+    "Discriminator",
+    "init_weights",
+    "count_parameters",
+]
+
+#: valid values of the ``nonlinearity`` setting
+NONLINEARITIES = ("relu", "leaky_relu", "tanh")
+#: valid values of the ``normalisation`` setting
+NORMALISATIONS = ("batch", "instance", "none")
+#: valid values of the ``block`` setting ("plain" = the same topology without skip connections)
+BLOCKS = ("residual", "plain")
+#: valid output ranges of image generators ("sigmoid" = [0, 1], "tanh" = [-1, 1])
+OUT_RANGES = ("sigmoid", "tanh")
+#: negative slope of every LeakyReLU (the usual GAN choice; the paper does not state it)
+LEAKY_SLOPE = 0.2
+
+
+def check_choice(name: str, value, choices) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a one-line ValueError naming them."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
+    return value
+
+
+def resolve_img_size(img_size: int) -> tuple[int, int]:
+    """Split an image side into ``(base, n_stages)`` with ``img_size == base * 2**n_stages``.
+
+    The base resolution is where the generator starts and the discriminator ends: the side is
+    halved until it is at most 7, and the result must lie in 4..7 after at least one halving.
+    Examples: 32 -> (4, 3), 64 -> (4, 4), 28 -> (7, 2), 16 -> (4, 2). Raises ValueError otherwise.
+    """
+    if isinstance(img_size, bool) or not isinstance(img_size, int):
+        raise ValueError(f"img_size must be an int such as 28, 32 or 64, got {img_size!r}")
+    base, n = img_size, 0
+    while base > 7 and base % 2 == 0:
+        base //= 2
+        n += 1
+    if n < 1 or not 4 <= base <= 7:
+        raise ValueError(
+            f"unsupported img_size {img_size}; use base * 2**n with base in 4..7 and n >= 1 "
+            "(e.g. 28, 32, 64)"
+        )
+    return base, n
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return ``value`` if it is a positive int, else raise a one-line ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def make_activation(nonlinearity: str) -> nn.Module:
+    """``"relu"`` -> ReLU, ``"leaky_relu"`` -> LeakyReLU(0.2), ``"tanh"`` -> Tanh (never in-place)."""
+    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity == "relu":
+        return nn.ReLU()
+    if nonlinearity == "leaky_relu":
+        return nn.LeakyReLU(LEAKY_SLOPE)
+    return nn.Tanh()
+
+
+def make_norm2d(normalisation: str, channels: int) -> nn.Module:
+    """Normalisation for (B, C, H, W) maps.
+
+    ``"batch"`` -> BatchNorm2d, ``"instance"`` -> InstanceNorm2d(affine=True, no running stats, so it
+    behaves the same in train and eval mode), ``"none"`` -> Identity.
+    """
+    check_choice("normalisation", normalisation, NORMALISATIONS)
+    if normalisation == "batch":
+        return nn.BatchNorm2d(channels)
+    if normalisation == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+def make_norm1d(normalisation: str, features: int) -> nn.Module:
+    """Normalisation for (B, F) vectors (the MLP).
+
+    ``"batch"`` -> BatchNorm1d; ``"instance"`` -> LayerNorm(F): a vector has no spatial axes, so the
+    per-sample analogue of instance normalisation normalises over its features; ``"none"`` -> Identity.
+    """
+    check_choice("normalisation", normalisation, NORMALISATIONS)
+    if normalisation == "batch":
+        return nn.BatchNorm1d(features)
+    if normalisation == "instance":
+        return nn.LayerNorm(features)
+    return nn.Identity()
+
+
+def make_output_activation(out_range: str) -> nn.Module:
+    """``"sigmoid"`` -> Sigmoid ([0, 1]), ``"tanh"`` -> Tanh ([-1, 1]), ``"none"`` -> Identity."""
+    check_choice("out_range", out_range, OUT_RANGES + ("none",))
+    if out_range == "sigmoid":
+        return nn.Sigmoid()
+    if out_range == "tanh":
+        return nn.Tanh()
+    return nn.Identity()
+
+
+class Generator(nn.Module):
+    """Base class of robustgan generators: sets ``z_dim`` / ``out_range`` and checks ``z``.
+
+    Subclasses implement :meth:`generate`; ``forward(z)`` checks that ``z`` is ``(B, z_dim)``.
+    """
+
+    def __init__(self, z_dim: int, out_range: str):
+        super().__init__()
+        self.z_dim = check_positive_int("z_dim", z_dim)
+        self.out_range = out_range
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"{type(self).__name__} expects z of shape (B, {self.z_dim}), got {tuple(z.shape)}")
+        return self.generate(z)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Discriminator(nn.Module):
+    """Base class of robustgan discriminators (the protocol the regularisers rely on).
+
+    Subclasses define ``self.last_linear = nn.Linear(F, 1)``, ``self.input_shape`` (the shape of one
+    sample, e.g. ``(3, 32, 32)``) and :meth:`compute_features`. Then
+
+    * ``features(x)``: ``(B, *input_shape)`` -> ``(B, F)``, phi;
+    * ``forward(x)``: ``(B, *input_shape)`` -> ``(B,)`` logits, ``last_linear(features(x)).squeeze(-1)``.
+    """
+
+    input_shape: tuple[int, ...] = ()
+    last_linear: nn.Linear
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the length of phi."""
+        return self.last_linear.in_features
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """phi(x): ``(B, *input_shape)`` -> ``(B, F)``."""
+        if tuple(x.shape[1:]) != tuple(self.input_shape) or x.dim() != len(self.input_shape) + 1:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {', '.join(map(str, self.input_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.compute_features(x)
+
+    def compute_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_linear(self.features(x)).squeeze(-1)
+
+
+INIT_SCHEMES = ("xavier", "dcgan")
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, scheme: str = "xavier") -> nn.Module:
+    """Initialise every conv / linear / norm layer inside ``module`` in place; returns ``module``.
+
+    * ``"xavier"`` (ResNet and MLP): Glorot-uniform conv/linear weights (gain 1), zero biases.
+    * ``"dcgan"`` (Radford et al. 2016): conv/linear weights ~ N(0, 0.02), zero biases,
+      norm scales ~ N(1, 0.02).
+
+    Norm layers otherwise get scale 1 and shift 0 (the PyTorch default).
+    """
+    check_choice("init scheme", scheme, INIT_SCHEMES)
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.LayerNorm)):
+            if getattr(m, "weight", None) is not None:
+                if scheme == "dcgan":
+                    nn.init.normal_(m.weight, 1.0, 0.02)
+                else:
+                    nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars in ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+

@@ -1,0 +1,140 @@
+"""A DCGAN pair (Radford et al. 2016) with the same settings as the ResNet.
+
+The channel count doubles at every halving of the resolution, with ``width`` channels at the
+highest resolution (64 by default). For a 32x32 image and width w::
+
+    G: z -> ConvT 4x4 (valid) -> 4x4x4w -> ConvT 4x4 s2 -> 8x8x2w -> ConvT 4x4 s2 -> 16x16xw
+         -> ConvT 4x4 s2 -> 32x32xC -> Sigmoid          (norm + act after every hidden layer)
+    D: x -> Conv 4x4 s2 -> 16x16xw -> act -> Conv 4x4 s2 -> 8x8x2w -> norm, act
+         -> Conv 4x4 s2 -> 4x4x4w -> norm, act -> flatten (phi, 16*4w) -> Linear 1 (w)
+
+64x64 adds one stage on each side (8w at 4x4); 28x28 starts from 7x7 with two stages (2w at 7x7).
+As in Radford et al., D's first layer has no normalisation, and a layer followed by a
+normalisation has no bias. phi is the flattened last feature map: a 4x4 "valid" convolution to
+one logit -- DCGAN's last layer -- is exactly a linear layer on it. F = base**2 * width * 2**(n-1):
+4096 for 32x32 at width 64, 8192 for 64x64, 6272 for 28x28.
+
+DCGAN has no residual variant: ``block`` must be "plain" (use the ResNet for "residual").
+Weights: N(0, 0.02), norm scales N(1, 0.02), zero biases (Radford et al.).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import (
+    OUT_RANGES,
+    Discriminator,
+    Generator,
+    check_choice,
+    check_positive_int,
+    init_weights,
+    make_activation,
+    make_norm2d,
+    make_output_activation,
+    resolve_img_size,
+)
+
+__all__ = ["DCGANGenerator", "DCGANDiscriminator"]
+
+
+def _settings_ok(width, block, nonlinearity, normalisation) -> None:
+    check_positive_int("width", width)
+    if block != "plain":
+        raise ValueError(f"dcgan supports block='plain' only, got {block!r}; use arch 'resnet' for residual blocks")
+    make_activation(nonlinearity)
+    make_norm2d(normalisation, 1)
+
+
+class DCGANGenerator(Generator):
+    """DCGAN generator: ``z (B, z_dim)`` -> images ``(B, channels, img_size, img_size)`` in ``out_range``.
+
+    Args: z_dim (128), img_size (32; 28, 64 or any base * 2**n with base 4..7), channels (3),
+    width (64: channels at the output resolution, doubled at every lower one), block ("plain" only),
+    nonlinearity ("relu"), normalisation ("batch"), out_range ("sigmoid" = [0, 1] or "tanh" = [-1, 1]).
+    """
+
+    def __init__(
+        self,
+        z_dim: int = 128,
+        img_size: int = 32,
+        channels: int = 3,
+        width: int = 64,
+        block: str = "plain",
+        nonlinearity: str = "relu",
+        normalisation: str = "batch",
+        out_range: str = "sigmoid",
+    ):
+        check_choice("out_range", out_range, OUT_RANGES)
+        super().__init__(z_dim, out_range)
+        _settings_ok(width, block, nonlinearity, normalisation)
+        check_positive_int("channels", channels)
+        self.base, n_stages = resolve_img_size(img_size)
+        self.img_size, self.channels, self.width = img_size, channels, width
+        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        bias = normalisation == "none"
+
+        ch = width * 2 ** (n_stages - 1)
+        layers = [
+            nn.ConvTranspose2d(z_dim, ch, self.base, 1, 0, bias=bias),
+            make_norm2d(normalisation, ch),
+            make_activation(nonlinearity),
+        ]
+        for _ in range(n_stages - 1):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=bias),
+                make_norm2d(normalisation, ch // 2),
+                make_activation(nonlinearity),
+            ]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), make_output_activation(out_range)]
+        self.net = nn.Sequential(*layers)
+        init_weights(self, "dcgan")
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class DCGANDiscriminator(Discriminator):
+    """DCGAN discriminator: images ``(B, channels, img_size, img_size)`` -> logits ``(B,)``.
+
+    ``features(x)``: the flattened last feature map, ``(B, base**2 * width * 2**(n-1))``
+    (4096 for 32x32 at width 64); ``last_linear``: ``nn.Linear(F, 1)``.
+
+    Args: img_size (32), channels (3), width (64: channels after the first conv, doubled at every
+    halving), block ("plain" only), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance").
+    """
+
+    def __init__(
+        self,
+        img_size: int = 32,
+        channels: int = 3,
+        width: int = 64,
+        block: str = "plain",
+        nonlinearity: str = "leaky_relu",
+        normalisation: str = "instance",
+    ):
+        super().__init__()
+        _settings_ok(width, block, nonlinearity, normalisation)
+        check_positive_int("channels", channels)
+        self.base, n_stages = resolve_img_size(img_size)
+        self.img_size, self.channels, self.width = img_size, channels, width
+        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        self.input_shape = (channels, img_size, img_size)
+        bias = normalisation == "none"
+
+        ch = width
+        layers = [nn.Conv2d(channels, ch, 4, 2, 1), make_activation(nonlinearity)]
+        for _ in range(n_stages - 1):
+            layers += [
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=bias),
+                make_norm2d(normalisation, ch * 2),
+                make_activation(nonlinearity),
+            ]
+            ch *= 2
+        self.net = nn.Sequential(*layers)
+        self.last_linear = nn.Linear(ch * self.base * self.base, 1)
+        init_weights(self, "dcgan")
+
+    def compute_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten(1)

@@ -1,0 +1,482 @@
+"""Tests for robustgan.models: shapes, ranges, the discriminator protocol, settings, double backward,
+channels_last, bfloat16 autocast, parameter counts and check_discriminator.
+
+Networks are built small (width 8-16, batch 4) so the whole file runs in well under a minute.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from robustgan.models import (
+    ARCHITECTURES,
+    DCGANDiscriminator,
+    MLPDiscriminator,
+    ResidualBlock,
+    ResNetDiscriminator,
+    ResNetGenerator,
+    build_models,
+    check_discriminator,
+    count_parameters,
+    init_weights,
+    valid_settings,
+)
+from robustgan.models.common import resolve_img_size
+from robustgan.ranges import PIXEL_RANGES
+
+torch.set_num_threads(1)  # the machine is shared; these nets are tiny anyway
+
+IMAGE_ARCHS = ("resnet", "dcgan")
+NORMS = ("batch", "instance", "none")
+ACTS = ("relu", "leaky_relu", "tanh")
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _sample_inputs(G, D, batch=4):
+    z = torch.randn(batch, G.z_dim)
+    x = torch.rand(batch, *D.input_shape)
+    return z, x
+
+
+def _dcgan_feature_dim(img_size, width):
+    base, n = resolve_img_size(img_size)
+    return base * base * width * 2 ** (n - 1)
+
+
+# ---------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("img_size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("arch", IMAGE_ARCHS)
+def test_image_shapes(arch, img_size, channels):
+    width = 8
+    G, D = build_models(arch, img_size=img_size, channels=channels, width=width)
+    z, x = _sample_inputs(G, D, batch=3)
+    assert G.z_dim == 128
+    assert G(z).shape == (3, channels, img_size, img_size)
+    assert D(x).shape == (3,)
+    expected_f = width if arch == "resnet" else _dcgan_feature_dim(img_size, width)
+    assert D.features(x).shape == (3, expected_f)
+    assert D.feature_dim == expected_f
+    assert D.last_linear.in_features == expected_f and D.last_linear.out_features == 1
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_mlp_shapes(dim):
+    G, D = build_models("mlp", dim=dim, width=16)
+    z, x = _sample_inputs(G, D, batch=5)
+    assert G.z_dim == 2 and G.out_range == "none"
+    assert G(z).shape == (5, dim)
+    assert D(x).shape == (5,)
+    assert D.features(x).shape == (5, 16)
+
+
+@pytest.mark.parametrize(
+    "img_size, base, n", [(28, 7, 2), (32, 4, 3), (64, 4, 4), (16, 4, 2), (48, 6, 3), (40, 5, 3)]
+)
+def test_resolve_img_size(img_size, base, n):
+    assert resolve_img_size(img_size) == (base, n)
+    assert base * 2**n == img_size
+
+
+@pytest.mark.parametrize("img_size", [4, 7, 8 * 3 + 1, 100, 36 * 3])
+def test_resolve_img_size_rejects(img_size):
+    # bare bases (no stage), 25, 100 = 25 * 4 and 108 = 27 * 4 have no base in 4..7 (8 = 4 * 2 would be fine)
+    with pytest.raises(ValueError, match="img_size"):
+        resolve_img_size(img_size)
+
+
+def test_resnet_topology_matches_table3():
+    """The paper's 32x32 pair: G has 2 blocks at 4x4 then 3 [Upsample, block]; D 3 [block, Down] then 4 blocks."""
+    G, D = build_models("resnet")
+    g_kinds = [type(m).__name__ for m in G.blocks]
+    assert g_kinds == ["ResidualBlock"] * 2 + ["Upsample", "ResidualBlock"] * 3
+    assert G.input.out_features == 2048 and G.output[2].kernel_size == (1, 1)
+    d_kinds = [type(m).__name__ for m in D.blocks]
+    assert d_kinds == ["ResidualBlock", "AvgPool2d"] * 3 + ["ResidualBlock"] * 4
+    assert D.input.kernel_size == (3, 3) and D.input.out_channels == 128
+    # CelebA: one more stage each side
+    G64, D64 = build_models("resnet", img_size=64)
+    assert sum(isinstance(m, nn.Upsample) for m in G64.blocks) == 4
+    assert sum(isinstance(m, nn.AvgPool2d) for m in D64.blocks) == 4
+
+
+# ---------------------------------------------------------------- output range
+
+
+@pytest.mark.parametrize("arch", IMAGE_ARCHS)
+@pytest.mark.parametrize("out_range", ["sigmoid", "tanh"])
+def test_generator_output_range(arch, out_range):
+    G, _ = build_models(arch, width=8, img_size=16, out_range=out_range)
+    # blow up the last layer so the output activation saturates: the bounds must still hold
+    last = [m for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+    with torch.no_grad():
+        last.weight.mul_(1e3)
+    y = G(torch.randn(8, 128))
+    lo, hi = PIXEL_RANGES[out_range]
+    assert G.out_range == out_range
+    assert y.min() >= lo and y.max() <= hi
+    # the range is really used, not a sub-interval (saturated values reach both ends)
+    assert y.min() < lo + 0.01 and y.max() > hi - 0.01
+
+
+# ---------------------------------------------------------------- discriminator protocol
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_forward_is_last_linear_of_features(arch, norm):
+    kw = {"img_size": 16} if arch != "mlp" else {}
+    _, D = build_models(arch, width=8, normalisation=norm, **kw)
+    x = torch.rand(4, *D.input_shape)
+    out = D(x)
+    assert torch.equal(out, D.last_linear(D.features(x)).squeeze(-1))
+    check_discriminator(D, example=x)
+
+
+def test_resnet_features_are_pooled_activations():
+    """phi = global average pool of act(last block): recompute it from the layers by hand."""
+    _, D = build_models("resnet", width=8, img_size=16)
+    x = torch.rand(3, 3, 16, 16)
+    h = D.input(x)
+    for layer in D.blocks:
+        h = layer(h)
+    phi = torch.nn.functional.leaky_relu(h, 0.2).mean(dim=(2, 3))
+    torch.testing.assert_close(D.features(x), phi, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def _combos():
+    for arch in ARCHITECTURES:
+        blocks = ("plain",) if arch == "dcgan" else ("residual", "plain")
+        ranges = ("sigmoid", "tanh") + (("none",) if arch == "mlp" else ())
+        for block, act, norm, out_range in itertools.product(blocks, ACTS, NORMS, ranges):
+            yield arch, block, act, norm, out_range
+
+
+@pytest.mark.parametrize("arch, block, act, norm, out_range", list(_combos()))
+def test_every_setting_builds_and_trains(arch, block, act, norm, out_range):
+    kw = {"img_size": 16, "channels": 1} if arch != "mlp" else {"depth": 2}
+    G, D = build_models(
+        arch, width=8, block=block, nonlinearity=act, normalisation=norm, out_range=out_range, **kw
+    )
+    for net in (G, D):
+        assert (net.block, net.nonlinearity, net.normalisation) == (block, act, norm)
+    # the settings really change the layers
+    act_type = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}[act]
+    norm_types = {"batch": (nn.BatchNorm1d, nn.BatchNorm2d), "instance": (nn.InstanceNorm2d, nn.LayerNorm)}
+    for net in (G, D):
+        hidden_acts = {type(m) for m in net.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))}
+        assert act_type in {type(m) for m in net.modules()}
+        if act == "tanh":
+            assert not hidden_acts
+        all_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.LayerNorm)
+        has_norm = any(isinstance(m, all_norms) for m in net.modules())
+        if norm == "none":
+            assert not has_norm
+        else:
+            assert any(isinstance(m, norm_types[norm]) for m in net.modules())
+        residual_flags = {m.residual for m in net.modules() if hasattr(m, "residual")}
+        assert residual_flags <= {block == "residual"}
+    z = torch.randn(4, G.z_dim)
+    fake = G(z)
+    loss = D(fake).mean() + D(torch.rand_like(fake)).mean()
+    loss.backward()
+    for net in (G, D):
+        for name, p in net.named_parameters():
+            assert p.grad is not None, name
+            assert torch.isfinite(p.grad).all(), name
+
+
+def test_paper_defaults_and_shorthand():
+    G, D = build_models("resnet", width=8)
+    assert (G.nonlinearity, G.normalisation, G.block) == ("relu", "batch", "residual")
+    assert (D.nonlinearity, D.normalisation, D.block) == ("leaky_relu", "instance", "residual")
+    assert G.width == D.width == 8 and G.out_range == "sigmoid"
+    G, D = build_models("resnet", width=8, nonlinearity="tanh", normalisation="none")
+    assert G.nonlinearity == D.nonlinearity == "tanh" and G.normalisation == D.normalisation == "none"
+    # the per-network option wins over the shorthand
+    G, D = build_models("resnet", width=8, d_width=16, nonlinearity="tanh", d_nonlinearity="relu", g_block="plain")
+    assert (G.nonlinearity, D.nonlinearity) == ("tanh", "relu")
+    assert (G.width, D.width) == (8, 16) and (G.block, D.block) == ("plain", "residual")
+    # None means "default"
+    G, D = build_models("dcgan", width=None, nonlinearity=None, z_dim=None)
+    assert (G.width, G.nonlinearity, D.nonlinearity, G.z_dim) == (64, "relu", "leaky_relu", 128)
+    G, D = build_models("mlp")
+    assert (G.width, G.depth, G.normalisation, D.normalisation, G.z_dim) == (512, 3, "none", "none", 2)
+
+
+@pytest.mark.parametrize(
+    "arch, settings, pattern",
+    [
+        ("biggan", {}, "resnet, dcgan, mlp"),
+        ("resnet", {"colour": 3}, "valid: .*img_size"),
+        ("resnet", {"depth": 3}, "unknown setting"),
+        ("mlp", {"img_size": 32}, "valid: .*dim"),
+        ("resnet", {"nonlinearity": "gelu"}, "relu, leaky_relu, tanh"),
+        ("resnet", {"d_normalisation": "layer"}, "batch, instance, none"),
+        ("resnet", {"block": "dense"}, "residual, plain"),
+        ("resnet", {"out_range": "none"}, "sigmoid, tanh"),
+        ("dcgan", {"block": "residual"}, "block='plain' only"),
+        ("resnet", {"img_size": 30}, "img_size"),
+        ("resnet", {"width": 0}, "width"),
+        ("mlp", {"depth": 1.5}, "depth"),
+    ],
+)
+def test_bad_settings_raise(arch, settings, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        build_models(arch, **settings)
+
+
+def test_valid_settings_lists_split_options():
+    names = valid_settings("resnet")
+    for n in ("width", "g_width", "d_width", "nonlinearity", "g_normalisation", "img_size", "out_range"):
+        assert n in names
+    assert "dim" in valid_settings("mlp") and "img_size" not in valid_settings("mlp")
+
+
+def test_wrong_input_shapes_raise():
+    G, D = build_models("resnet", width=8, img_size=16)
+    with pytest.raises(ValueError, match=r"\(B, 128\)"):
+        G(torch.randn(2, 64))
+    with pytest.raises(ValueError, match=r"\(B, 3, 16, 16\)"):
+        D(torch.rand(2, 3, 32, 32))
+
+
+# ---------------------------------------------------------------- double backward (gradient penalty)
+
+
+def _gradient_penalty(D, x):
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_double_backward(arch, norm):
+    kw = {"img_size": 16} if arch != "mlp" else {}
+    _, D = build_models(arch, width=8, normalisation=norm, **kw)
+    x = torch.rand(4, *D.input_shape)
+    _gradient_penalty(D, x).backward()
+    for name, m in D.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            g = m.weight.grad
+            assert g is not None and torch.isfinite(g).all(), name
+            assert g.abs().max() > 0, name
+    # the penalty does not depend on the output bias
+    assert D.last_linear.bias.grad is None or D.last_linear.bias.grad.abs().max() == 0
+    for name, p in D.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_double_backward_matches_finite_differences(arch, norm):
+    """d(penalty)/d(params) along a random direction u vs a central difference, in float64."""
+    kw = {"img_size": 16, "channels": 1} if arch != "mlp" else {"depth": 2}
+    _, D = build_models(arch, width=4, normalisation=norm, nonlinearity="tanh", **kw)
+    D = D.double()
+    x = torch.rand(3, *D.input_shape, dtype=torch.float64)
+    params = [p for p in D.parameters()]
+    u = [torch.randn_like(p) for p in params]
+    grads = torch.autograd.grad(_gradient_penalty(D, x), params, allow_unused=True)
+    analytic = sum((g * v).sum() for g, v in zip(grads, u) if g is not None)
+    eps = 1e-6
+    with torch.no_grad():
+        for p, v in zip(params, u):
+            p.add_(eps * v)
+    plus = _gradient_penalty(D, x).detach()
+    with torch.no_grad():
+        for p, v in zip(params, u):
+            p.sub_(2 * eps * v)
+    minus = _gradient_penalty(D, x).detach()
+    numeric = (plus - minus) / (2 * eps)
+    torch.testing.assert_close(analytic.detach(), numeric, rtol=1e-5, atol=1e-8)
+
+
+# ---------------------------------------------------------------- memory format and autocast
+
+
+@pytest.mark.parametrize("arch", IMAGE_ARCHS)
+@pytest.mark.parametrize("norm", NORMS)
+def test_channels_last_matches_contiguous(arch, norm):
+    G, D = build_models(arch, width=8, img_size=16, normalisation=norm)
+    z, x = _sample_inputs(G, D)
+    g_ref, d_ref = G(z), D(x)
+    Gc = copy.deepcopy(G).to(memory_format=torch.channels_last)
+    Dc = copy.deepcopy(D).to(memory_format=torch.channels_last)
+    g_cl = Gc(z)
+    d_cl = Dc(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(g_cl, g_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(d_cl, d_ref, rtol=0, atol=1e-5)
+    # and the gradient penalty runs in channels_last too
+    _gradient_penalty(Dc, x.contiguous(memory_format=torch.channels_last)).backward()
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_bfloat16_autocast(arch, norm):
+    kw = {"img_size": 16} if arch != "mlp" else {}
+    G, D = build_models(arch, width=8, normalisation=norm, **kw)
+    z, x = _sample_inputs(G, D)
+    with torch.no_grad():
+        d_ref = D(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = G(z)
+        d_fake = D(fake)
+        d_real = D(x)
+        phi = D.features(x)
+        assert torch.equal(d_real, D.last_linear(phi).squeeze(-1))
+    assert fake.dtype == torch.bfloat16 and torch.isfinite(fake).all()
+    assert d_real.shape == (4,) and torch.isfinite(d_real.float()).all()
+    # bfloat16 keeps ~3 significant digits; a wrong network would be off by O(1)
+    scale = d_ref.abs().max().item()
+    assert (d_real.float() - d_ref).abs().max().item() <= 0.1 * scale + 1e-3
+    (d_fake.float().mean() - d_real.float().mean()).backward()
+    for net in (G, D):
+        for name, p in net.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+# ---------------------------------------------------------------- parameter counts
+
+
+def _resnet_closed_form(width=128, z_dim=128, channels=3, img_size=32):
+    base, n = resolve_img_size(img_size)
+    conv3 = width * width * 9 + width
+    block = 2 * conv3 + 2 * 2 * width  # two convs + two affine norms (scale, shift)
+    g = (z_dim * base * base * width + base * base * width) + (2 + n) * block + 2 * width + (width * channels + channels)
+    d = (channels * width * 9 + width) + (n + 4) * block + (width + 1)
+    return g, d
+
+
+def test_paper_resnet_parameter_counts_match_closed_form_and_docs():
+    G, D = ResNetGenerator(), ResNetDiscriminator()
+    g_expected, d_expected = _resnet_closed_form()
+    assert (count_parameters(G), count_parameters(D)) == (g_expected, d_expected)
+    assert (g_expected, d_expected) == (1_743_235, 2_073_473)
+    text = DOCS.read_text()
+    for n in (g_expected, d_expected):
+        assert f"{n:,}" in text, f"docs/models.md does not report {n:,}"
+
+
+def test_count_parameters_ignores_frozen():
+    net = nn.Linear(3, 2)
+    net.bias.requires_grad_(False)
+    assert count_parameters(net) == 6
+
+
+# ---------------------------------------------------------------- init
+
+
+def test_init_schemes():
+    G, D = build_models("dcgan", width=32)
+    w = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, nn.Conv2d)])
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
+    conv = nn.Conv2d(16, 16, 3)
+    init_weights(conv, "xavier")
+    bound = (6 / (16 * 9 + 16 * 9)) ** 0.5
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.9 * bound
+    assert torch.equal(conv.bias, torch.zeros(16))
+    with pytest.raises(ValueError, match="xavier, dcgan"):
+        init_weights(conv, "orthogonal")
+
+
+# ---------------------------------------------------------------- check_discriminator
+
+
+class _MyDiscriminator(nn.Module):
+    """The custom discriminator shown in docs/models.md."""
+
+    def __init__(self, channels=3, width=16):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+        )
+        self.last_linear = nn.Linear(width, 1)
+
+    def features(self, x):
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x):
+        return self.last_linear(self.features(x)).squeeze(-1)
+
+
+def test_check_discriminator_accepts_builtin_and_custom():
+    for arch in ARCHITECTURES:
+        kw = {"img_size": 16} if arch != "mlp" else {}
+        _, D = build_models(arch, width=8, **kw)
+        D.train()
+        assert check_discriminator(D, example=torch.rand(2, *D.input_shape)) is D
+        assert D.training  # the mode is restored
+    mine = _MyDiscriminator()
+    assert check_discriminator(mine) is mine
+    check_discriminator(mine, example=torch.rand(2, 3, 16, 16))
+
+
+def test_check_discriminator_rejects_sequential():
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(12, 1))
+    with pytest.raises(TypeError) as info:
+        check_discriminator(seq)
+    msg = str(info.value)
+    assert "Sequential" in msg and "features" in msg and "last_linear" in msg
+
+
+def test_check_discriminator_rejects_bad_parts():
+    mine = _MyDiscriminator()
+    mine.last_linear = nn.Linear(16, 2)
+    with pytest.raises(TypeError, match="out_features=2"):
+        check_discriminator(mine)
+    mine.last_linear = nn.Sequential(nn.Linear(16, 1))
+    with pytest.raises(TypeError, match="last_linear is a Sequential"):
+        check_discriminator(mine)
+    with pytest.raises(TypeError, match="not a torch.nn.Module"):
+        check_discriminator(object())
+
+
+def test_check_discriminator_rejects_inconsistent_forward():
+    class Doubled(_MyDiscriminator):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    class WrongWidth(_MyDiscriminator):
+        def features(self, x):
+            return super().features(x)[:, :8]
+
+    x = torch.rand(2, 3, 16, 16)
+    with pytest.raises(TypeError, match=re.escape("last_linear(features(x))")):
+        check_discriminator(Doubled(), example=x)
+    with pytest.raises(TypeError, match=r"features\(x\) has shape \(2, 8\)"):
+        check_discriminator(WrongWidth(), example=x)
+    check_discriminator(Doubled())  # structure alone is fine without an example
+
+
+def test_residual_block_plain_has_no_skip():
+    blk = ResidualBlock(4, "relu", "none", residual=True)
+    plain = ResidualBlock(4, "relu", "none", residual=False)
+    plain.load_state_dict(blk.state_dict())
+    x = torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(blk(x), x + plain(x))
+
+
+def test_discriminator_classes_exported():
+    assert ARCHITECTURES["dcgan"][1] is DCGANDiscriminator
+    assert ARCHITECTURES["mlp"][1] is MLPDiscriminator
