@@ -1,13 +1,15 @@
 """The ``robustgan`` command. Each subcommand lives in its own module, imported only when used.
 
 A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``. User errors
-(bad options, missing data, unknown config keys) are raised as :class:`UserError` or
-``ValueError``/``FileNotFoundError`` and printed as one line, without a traceback.
+(bad options, missing data, unknown config keys, failed downloads) are raised as
+:class:`UserError`, ``ValueError``, ``FileNotFoundError`` or ``DownloadError`` and printed as one
+line, without a traceback; set ``ROBUSTGAN_DEBUG=1`` to see the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: subcommand -> (module, one-line help)
@@ -16,6 +18,7 @@ SUBCOMMANDS = {
     "sample": ("robustgan.train.sample", "draw a grid of samples from a run's checkpoint"),
     "eval": ("robustgan.metrics.cli", "evaluate a run's checkpoint (FD, KID, precision/recall)"),
     "dirac": ("robustgan.experiments.dirac", "the Dirac-GAN study (Figures 2 and 5 of the paper)"),
+    "download": ("robustgan.data.download", "fetch and verify a data set (MNIST, Fashion-MNIST, CIFAR-10)"),
 }
 
 
@@ -43,12 +46,19 @@ def main(argv: list[str] | None = None) -> int:
             argv = ["train"]
             return main(argv)
     args = parser.parse_args(argv)
+    from .data.download import DownloadError
+
     try:
         return int(modules[args.command].run(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (UserError, ValueError, FileNotFoundError, KeyError, DownloadError) as exc:
+        if os.environ.get("ROBUSTGAN_DEBUG"):
+            raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"robustgan {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"robustgan {args.command}: interrupted", file=sys.stderr)
         return 130
