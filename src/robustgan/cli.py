@@ -19,6 +19,9 @@ SUBCOMMANDS = {
     "eval": ("robustgan.metrics.cli", "evaluate a run's checkpoint (FD, KID, precision/recall)"),
     "dirac": ("robustgan.experiments.dirac", "the Dirac-GAN study (Figures 2 and 5 of the paper)"),
     "download": ("robustgan.data.download", "fetch and verify a data set (MNIST, Fashion-MNIST, CIFAR-10)"),
+    "grid": ("robustgan.experiments.grid", "train a loss x regulariser grid (Tables 1 and 4, Appendix F)"),
+    "sweep": ("robustgan.experiments.sweep", "the stability sweep over random setups (Table 2)"),
+    "report": ("robustgan.experiments.report", "write an HTML/Markdown report of a grid or sweep folder"),
 }
 
 
@@ -28,39 +31,40 @@ class UserError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="robustgan", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if not argv:
+        argv = ["train"]  # `robustgan` alone runs the default job
+    if argv[0] not in SUBCOMMANDS:
+        top = argparse.ArgumentParser(prog="robustgan", description="robustgan: GANs whose discriminator is robust to adversarial attacks")
+        sub = top.add_subparsers(dest="command", metavar="COMMAND")
+        for name, (_, help_text) in SUBCOMMANDS.items():
+            sub.add_parser(name, help=help_text)
+        if argv[0].startswith("-"):
+            top.parse_args(argv)  # --help, or an error for an unknown option
+        top.error(f"unknown command {argv[0]!r}; choose one of {', '.join(SUBCOMMANDS)}")
+    command = argv[0]
+    module_name, help_text = SUBCOMMANDS[command]
     # Only the chosen subcommand's module is imported, so `robustgan dirac` does not load the trainer.
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    modules = {}
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            modules[name] = importlib.import_module(module)
-            modules[name].add_arguments(p)
-    if not argv or argv[0] not in SUBCOMMANDS:
-        if argv and not argv[0].startswith("-"):
-            parser.error(f"unknown command {argv[0]!r}; choose one of {', '.join(SUBCOMMANDS)}")
-        if not argv:
-            # `robustgan` alone: the default job is `robustgan train`.
-            argv = ["train"]
-            return main(argv)
-    args = parser.parse_args(argv)
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"robustgan {command}", description=help_text)
+    module.add_arguments(parser)
+    # intermixed: KEY=VALUE overrides may come before or after options
+    args = parser.parse_intermixed_args(argv[1:])
+    args.command = command
     from .data.download import DownloadError
 
     try:
-        return int(modules[args.command].run(args) or 0)
+        return int(module.run(args) or 0)
     except (UserError, ValueError, FileNotFoundError, KeyError, DownloadError) as exc:
         if os.environ.get("ROBUSTGAN_DEBUG"):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"robustgan {args.command}: error: {msg}", file=sys.stderr)
+        print(f"robustgan {command}: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print(f"robustgan {args.command}: interrupted", file=sys.stderr)
+        print(f"robustgan {command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -366,8 +366,11 @@ class Trainer:
         cfg, t, lg = self.cfg, self.cfg["train"], self.cfg["log"]
         steps = t["steps"]
         if self.step >= steps:
-            self.logger.text(f"nothing to do: run already at step {self.step} of {steps}")
-            return {"step": self.step, "status": "complete"}
+            self.logger.text(f"nothing to train: run already at step {self.step} of {steps}")
+            result = {"step": self.step, "status": "complete"}
+            if (lg["eval_at_end"] or lg["eval_every"]) and not self._has_eval_at(self.step):
+                result["metrics"] = self._log_eval()  # e.g. killed during its final evaluation
+            return result
         self.logger.text(f"{'resuming at' if self.step else 'starting'} step {self.step} of {steps} on {self.device}"
                          + (f" ({self.dist.world} processes)" if self.dist.enabled else ""))
         bar = None
@@ -435,14 +438,29 @@ class Trainer:
         self.logger.close()
         return result
 
+    def _has_eval_at(self, step: int) -> bool:
+        import json
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return False
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("kind") == "eval" and row.get("step") == step:
+                return True
+        return False
+
     def _log_eval(self) -> dict:
         if not self.is_main:
             return {}
         try:
             metrics = self.evaluate()
-        except (FileNotFoundError, ImportError, ValueError) as exc:
-            self.logger.text(f"evaluation skipped: {exc}")
-            return {"skipped": str(exc)}
+        except Exception as exc:  # a failed evaluation must not fail a finished training run
+            msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self.logger.text(f"evaluation skipped: {msg}")
+            return {"skipped": msg}
         self.logger.scalars(self.step, metrics, kind="eval")
         return metrics
 
