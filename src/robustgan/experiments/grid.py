@@ -1,0 +1,536 @@
+"""The loss x regulariser grid: Table 1, Table 4 (robust loss) and Appendix F (other attacks).
+
+    robustgan grid --preset fmnist-dcgan --losses gan,lsgan,wgan --regs none,noise,gp,ar,rfm \\
+        --seeds 3 --out grids/fmnist --steps 2000
+    robustgan grid --preset cifar10-resnet --regs ar,rfm --attacks fgm,fgsm,pgd,cw --out grids/appF
+    robustgan grid --preset cifar10-resnet --regs none,gp,rfm --targets loss --out grids/table4
+    robustgan grid --preset toy-8gaussians --regs gp,ar,rfm --tune reg.lam=0.1,1,10 --out grids/toy
+
+Every *cell* is a (loss, regulariser[, attack, target]) combination; the attack and the target
+(``discriminator``: penalise D; ``loss``: penalise f o D, Appendix D) only exist for ``ar`` and
+``rfm``, so ``none``, ``noise`` and ``gp`` get one cell per loss whatever ``--attacks`` /
+``--targets`` say. Each cell is trained once per seed (seeds 0 .. N-1) in
+``OUT/runs/<cell>-s<seed>/``. Outputs:
+
+* ``OUT/results.json``: the grid's settings, its cells (with tuned values), the tuning scores and
+  one run record per run (status, resolved config, final metrics, best-during-training value of
+  the main metric, wall time; see :mod:`robustgan.experiments.results`). Rewritten after every run.
+* ``OUT/table.md``: mean +- std over seeds of the final main metric and of its best value during
+  training, laid out like the paper (rows: losses, columns: regularisers), one pair of tables per
+  (attack, target) combination.
+
+Lambda tuning (``--tune reg.lam=0.1,1,10``, repeatable; several keys make a product): for every
+cell the key applies to (``reg.lam``: gp, ar, rfm; ``reg.sigma``/``reg.anneal``: noise;
+``reg.alpha``: rfm; ``reg.delta``/``reg.attack_*``: ar, rfm; other keys: every cell), each
+candidate is trained with the tuning seeds (``--tune-seeds K``: seeds 1000 .. 1000+K-1, kept apart
+from the evaluation seeds so the reported numbers are not selected on their own noise) in
+``OUT/tune/``. The candidate with the best mean *final* main metric wins; a diverged or failed
+tuning run counts as the worst possible value; ties go to the candidate listed first. If every
+candidate failed, the cell keeps the default value. The evaluation runs then use the winner.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .executors import Job, add_executor_arguments, executor_from_args, print_progress
+from .results import (
+    Table,
+    format_mean_std,
+    format_value,
+    mean_std,
+    metric_direction,
+    write_json_atomic,
+)
+
+__all__ = [
+    "ATTACK_REGULARIZERS",
+    "Cell",
+    "expand_cells",
+    "parse_tune",
+    "tune_applies",
+    "grid_jobs",
+    "tuning_jobs",
+    "choose_tuned",
+    "build_tables",
+    "run_grid",
+    "add_arguments",
+    "run",
+    "main",
+]
+
+#: Regularisers that use an attack (and may target D or f o D).
+ATTACK_REGULARIZERS = ("ar", "rfm")
+#: Config keys the grid sets itself (they may not be given as extra overrides).
+GRID_KEYS = ("loss", "reg.name", "reg.attack", "reg.target", "seed")
+#: Tunable keys that only make sense for some regularisers (other keys apply to every cell).
+TUNE_APPLIES = {
+    "reg.lam": ("gp", "ar", "rfm"),
+    "reg.alpha": ("rfm",),
+    "reg.delta": ATTACK_REGULARIZERS,
+    "reg.attack_steps": ATTACK_REGULARIZERS,
+    "reg.attack_norm": ATTACK_REGULARIZERS,
+    "reg.every": ("gp", "ar", "rfm"),
+    "reg.sigma": ("noise",),
+    "reg.anneal": ("noise",),
+}
+TUNE_SEED_BASE = 1000
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell. ``attack`` and ``target`` are ``None`` unless ``reg`` is ar or rfm."""
+
+    loss: str
+    reg: str
+    attack: str | None = None
+    target: str | None = None
+
+    @property
+    def id(self) -> str:
+        """``gan-none``, ``lsgan-rfm-fgm-discriminator``, ``wgan-ar-pgd-loss``."""
+        return "-".join(p for p in (self.loss, self.reg, self.attack, self.target) if p)
+
+    def overrides(self) -> list[str]:
+        """The config overrides that select this cell."""
+        out = [f"loss={self.loss}", f"reg.name={self.reg}"]
+        if self.attack:
+            out.append(f"reg.attack={self.attack}")
+        if self.target:
+            out.append(f"reg.target={self.target}")
+        return out
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "loss": self.loss, "reg": self.reg, "attack": self.attack, "target": self.target}
+
+
+def _check_names(kind: str, names, choices) -> list[str]:
+    names = list(names)
+    if not names:
+        raise ValueError(f"--{kind} is empty; give a comma-separated list from {', '.join(map(str, choices))}")
+    bad = [n for n in names if n not in choices]
+    if bad:
+        raise ValueError(f"unknown {kind} {', '.join(map(repr, bad))}; choose from {', '.join(map(str, choices))}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--{kind} lists a name twice: {','.join(names)}")
+    return names
+
+
+def expand_cells(losses, regs, attacks=("fgm",), targets=("discriminator",)) -> list[Cell]:
+    """All cells of the grid, loss-major, in the order given.
+
+    ``attacks`` x ``targets`` multiply only the ar/rfm cells; ``none``, ``noise`` and ``gp`` get one
+    cell per loss. Raises ValueError for unknown or repeated names.
+    """
+    from ..train.config import CHOICES
+
+    losses = _check_names("losses", losses, CHOICES["loss"])
+    regs = _check_names("regs", regs, CHOICES["reg.name"])
+    attacks = _check_names("attacks", attacks, CHOICES["reg.attack"])
+    targets = _check_names("targets", targets, CHOICES["reg.target"])
+    cells = []
+    for loss in losses:
+        for reg in regs:
+            if reg in ATTACK_REGULARIZERS:
+                cells += [Cell(loss, reg, a, t) for a in attacks for t in targets]
+            else:
+                cells.append(Cell(loss, reg))
+    return cells
+
+
+def parse_tune(specs: list[str] | None) -> dict[str, list]:
+    """``["reg.lam=0.1,1,10"]`` -> ``{"reg.lam": [0.1, 1, 10]}`` (values parsed as YAML scalars)."""
+    from ..train.config import SHORTHANDS, parse_override
+
+    out: dict[str, list] = {}
+    for spec in specs or []:
+        key, _ = parse_override(spec)
+        key = SHORTHANDS.get(key, key)
+        raw = spec.split("=", 1)[1]
+        values = [_scalar(v) for v in raw.split(",") if v.strip()]
+        if not values:
+            raise ValueError(f"--tune {spec}: give candidate values, e.g. --tune reg.lam=0.1,1,10")
+        if key in GRID_KEYS:
+            raise ValueError(f"--tune {key}: the grid sets {key} itself; tune a setting such as reg.lam")
+        if key in out:
+            raise ValueError(f"--tune {key} given twice")
+        out[key] = values
+    return out
+
+
+def _scalar(text: str):
+    """A YAML scalar; '1e-3' (which YAML 1.1 reads as a string) becomes a float."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def tune_applies(key: str, reg: str) -> bool:
+    """Whether tuning ``key`` makes sense for regulariser ``reg`` (see :data:`TUNE_APPLIES`)."""
+    return reg in TUNE_APPLIES.get(key, (reg,))
+
+
+def _tune_keys(cell: Cell, tune: dict) -> list[str]:
+    return [k for k in tune if tune_applies(k, cell.reg)]
+
+
+def _value_tag(key: str, value) -> str:
+    return f"{key.split('.')[-1]}{value}".replace("/", "_")
+
+
+def _base_overrides(overrides: list[str], steps: int | None, tune: dict) -> list[str]:
+    from ..train.config import SHORTHANDS, parse_override
+
+    keys = []
+    for text in overrides:
+        key, _ = parse_override(text)
+        key = SHORTHANDS.get(key, key)
+        if key in GRID_KEYS:
+            raise ValueError(f"override {text!r}: the grid sets {key} itself (use --losses, --regs, --attacks, "
+                             f"--targets, --seeds)")
+        if key in tune:
+            raise ValueError(f"override {text!r}: {key} is being tuned with --tune")
+        keys.append(key)
+    base = list(overrides)
+    if "log.progress" not in keys:
+        base.append("log.progress=false")  # progress bars would only fill output.txt
+    if steps is not None:
+        if "train.steps" in keys:
+            raise ValueError("give the number of steps once: --steps or train.steps=..., not both")
+        base.append(f"train.steps={int(steps)}")
+    return base
+
+
+def grid_jobs(cells: list[Cell], seeds, out: str | Path, preset: str | None, overrides: list[str],
+              tuned: dict[str, dict] | None = None, metric: str | None = None) -> list[Job]:
+    """One :class:`Job` per (cell, seed) in ``out/runs/<cell>-s<seed>``; ``tuned[cell.id]`` holds the
+    chosen ``{key: value}`` of a tuned cell. ``overrides`` are the full base overrides."""
+    jobs = []
+    for cell in cells:
+        chosen = (tuned or {}).get(cell.id) or {}
+        for seed in seeds:
+            run_id = f"{cell.id}-s{seed}"
+            ov = list(overrides) + cell.overrides() + [f"{k}={v}" for k, v in chosen.items()] + [f"seed={seed}"]
+            info = dict(cell.as_dict(), cell=cell.id, seed=seed, tuned=dict(chosen) or None, phase="eval")
+            info.pop("id")
+            jobs.append(Job(run_id, Path(out) / "runs" / run_id, preset, ov, info, metric))
+    return jobs
+
+
+def _candidates(keys: list[str], tune: dict) -> list[dict]:
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(tune[k] for k in keys))]
+
+
+def tuning_jobs(cells: list[Cell], tune: dict, tune_seeds, out: str | Path, preset: str | None,
+                overrides: list[str], metric: str | None = None) -> list[Job]:
+    """The tuning runs: every candidate of every tunable cell, once per tuning seed, in ``out/tune/``."""
+    jobs = []
+    for cell in cells:
+        keys = _tune_keys(cell, tune)
+        if not keys:
+            continue
+        for cand in _candidates(keys, tune):
+            tag = "-".join(_value_tag(k, v) for k, v in cand.items())
+            for seed in tune_seeds:
+                run_id = f"{cell.id}-{tag}-s{seed}"
+                ov = list(overrides) + cell.overrides() + [f"{k}={v}" for k, v in cand.items()] + [f"seed={seed}"]
+                info = dict(cell.as_dict(), cell=cell.id, seed=seed, candidate=cand, phase="tune")
+                info.pop("id")
+                jobs.append(Job(run_id, Path(out) / "tune" / run_id, preset, ov, info, metric))
+    return jobs
+
+
+def choose_tuned(cells: list[Cell], tune: dict, records: list[dict], direction: str) -> dict[str, dict]:
+    """Pick each tunable cell's best candidate from its tuning ``records``.
+
+    Score of a candidate: the mean final main metric over its tuning seeds, where a run without a
+    finite final value (diverged, failed, not evaluated) counts as +inf for ``direction="min"``
+    (-inf for ``"max"``). The best score wins; ties go to the candidate listed first. Returns
+    ``{cell_id: {"candidates": [{"values", "score", "runs", "statuses"}], "chosen": dict | None, "note"}}``;
+    ``chosen`` is ``None`` when every candidate failed (the cell then keeps the default).
+    """
+    worst = math.inf if direction == "min" else -math.inf
+    out = {}
+    for cell in cells:
+        keys = _tune_keys(cell, tune)
+        if not keys:
+            continue
+        cands = []
+        for cand in _candidates(keys, tune):
+            mine = [r for r in records if r.get("info", {}).get("cell") == cell.id
+                    and r.get("info", {}).get("candidate") == cand]
+            scores = [r["final"] if isinstance(r.get("final"), (int, float)) and math.isfinite(r["final"]) else worst
+                      for r in mine]
+            score = sum(scores) / len(scores) if scores else worst
+            cands.append({"values": cand, "score": score if math.isfinite(score) else None,
+                          "runs": [r["run_id"] for r in mine], "statuses": [r.get("status") for r in mine],
+                          "_key": score})
+        best = None
+        for c in cands:  # strict improvement only: the first listed wins ties
+            if math.isfinite(c["_key"]) and (best is None or (c["_key"] < best["_key"] if direction == "min"
+                                                              else c["_key"] > best["_key"])):
+                best = c
+        for c in cands:
+            c.pop("_key")
+        out[cell.id] = {"candidates": cands, "chosen": dict(best["values"]) if best else None,
+                        "note": None if best else "every tuning run failed; the default value is used"}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def build_tables(results: dict) -> list[Table]:
+    """The grid's result tables from ``results.json`` content.
+
+    For every (attack, target) combination of the ar/rfm cells: a table of the final main metric and
+    one of its best value during training, each cell ``mean ± std`` over seeds (sample std, ddof 1;
+    ``(n/N)`` when only n of N seeds gave a value), the best mean of each row in bold.
+    """
+    metric, direction = results["metric"], results["direction"]
+    cells = [Cell(c["loss"], c["reg"], c.get("attack"), c.get("target")) for c in results["cells"]]
+    runs = [r for r in results.get("runs", []) if r.get("info", {}).get("phase", "eval") == "eval"]
+    losses = list(dict.fromkeys(c.loss for c in cells))
+    regs = list(dict.fromkeys(c.reg for c in cells))
+    combos = list(dict.fromkeys((c.attack, c.target) for c in cells if c.reg in ATTACK_REGULARIZERS)) or [(None, None)]
+    n_seeds = len(results.get("seeds", [])) or 1
+    better = "lower" if direction == "min" else "higher"
+    tables = []
+    for attack, target in combos:
+        where = f", attack {attack}, target {target}" if attack else ""
+        for which, title in (("final", f"Final {metric}"), ("best", f"Best {metric} during training")):
+            header = ["loss"] + regs
+            rows, bold = [], set()
+            for i, loss in enumerate(losses):
+                row, means = [loss], {}
+                for j, reg in enumerate(regs, start=1):
+                    cell = Cell(loss, reg, attack, target) if reg in ATTACK_REGULARIZERS else Cell(loss, reg)
+                    mine = [r for r in runs if r.get("info", {}).get("cell") == cell.id]
+                    if cell not in cells:
+                        row.append("")
+                        continue
+                    vals = [r.get("final") if which == "final" else (r.get("best") or {}).get("value") for r in mine]
+                    mean, std, n = mean_std(vals)
+                    total = max(len(mine), n_seeds)
+                    row.append(format_mean_std(mean, std, n, total) if mine else "not run")
+                    if mean is not None:
+                        means[j] = mean
+                if means:
+                    pick = min if direction == "min" else max
+                    best = pick(means.values())
+                    bold |= {(i, j) for j, m in means.items() if m == best}
+                rows.append(row)
+            note = (f"{metric}: {better} is better; mean ± std over {n_seeds} seed(s)"
+                    + ("; best = the best evaluation during training (log.eval_every)" if which == "best" else ""))
+            tables.append(Table(f"{title}{where}", header, rows, note, bold))
+    tuning = results.get("tuning") or {}
+    if tuning:
+        rows = []
+        for cell_id, t in tuning.items():
+            cands = "; ".join(f"{_fmt_cand(c['values'])}: {format_value(c['score'])}" for c in t["candidates"])
+            chosen = _fmt_cand(t["chosen"]) if t.get("chosen") else "default (all failed)"
+            rows.append([cell_id, chosen, cands])
+        tables.append(Table(f"Tuning (mean final {metric} over {len(results.get('tune_seeds', []))} tuning seed(s))",
+                            ["cell", "chosen", "candidates"], rows,
+                            "Diverged or failed tuning runs count as the worst value; ties go to the first candidate."))
+    counts = {}
+    for r in runs:
+        counts[r.get("status")] = counts.get(r.get("status"), 0) + 1
+    failed = [r for r in runs if r.get("status") != "complete"]
+    if failed:
+        tables.append(Table("Runs that did not complete", ["run", "status", "error"],
+                            [[r["run_id"], r["status"], r.get("error") or ""] for r in failed]))
+    return tables
+
+
+def _fmt_cand(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def tables_markdown(results: dict) -> str:
+    """The contents of ``table.md``."""
+    head = [f"# Grid: {results.get('preset')} ({results['metric']})", ""]
+    if results.get("command"):
+        head += [f"`{results['command']}`", ""]
+    return "\n".join(head) + "\n".join(t.to_markdown() for t in build_tables(results))
+
+
+# ------------------------------------------------------------------------------------------------- driver
+def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wgan"),
+             regs=("none", "noise", "gp", "ar", "rfm"), attacks=("fgm",), targets=("discriminator",),
+             seeds: int = 3, steps: int | None = None, overrides: list[str] | None = None,
+             tune: dict | None = None, tune_seeds: int = 1, metric: str | None = None,
+             executor=None, on_record=None, command: str | None = None) -> dict:
+    """Train the grid (tuning first if ``tune``), write ``results.json`` and ``table.md``; return the results.
+
+    Args:
+        preset: preset name or YAML file every run starts from.
+        out: the grid folder.
+        losses, regs, attacks, targets: the cells (see :func:`expand_cells`).
+        seeds: evaluation seeds 0 .. seeds-1 per cell (>= 1).
+        steps: ``train.steps`` of every run (``None``: the preset's).
+        overrides: extra ``key=value`` overrides for every run.
+        tune: ``{key: [candidates]}`` (see :func:`parse_tune`); ``tune_seeds`` seeds per candidate.
+        metric: main metric (``None``: ``fd`` for images, ``w1`` for 2-D data).
+        executor: a :mod:`robustgan.experiments.executors` executor (default: one local subprocess).
+        on_record: called as ``on_record(job, record, reused)`` after each run.
+    """
+    from .executors import LocalExecutor
+    from .results import default_metric
+
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
+    if not isinstance(tune_seeds, int) or tune_seeds < 1:
+        raise ValueError(f"--tune-seeds must be a positive integer, got {tune_seeds!r}")
+    out = Path(out)
+    tune = dict(tune or {})
+    cells = expand_cells(losses, regs, attacks, targets)
+    base = _base_overrides(list(overrides or []), steps, tune)
+    probe = Job("probe", out / "runs" / "probe", preset, base + cells[0].overrides())
+    metric = metric or default_metric(probe.config())
+    direction = metric_direction(metric)
+    executor = executor or LocalExecutor()
+    seed_list = list(range(seeds))
+    tune_seed_list = list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + tune_seeds)) if tune else []
+    results = {
+        "kind": "grid", "version": 1, "command": command, "preset": preset, "metric": metric, "direction": direction,
+        "losses": list(losses), "regs": list(regs), "attacks": list(attacks), "targets": list(targets),
+        "seeds": seed_list, "steps": steps, "overrides": base, "tune": tune, "tune_seeds": tune_seed_list,
+        "cells": [dict(c.as_dict(), tuned=None) for c in cells], "tuning": {}, "tuning_runs": [], "runs": [],
+    }
+    results_path = out / "results.json"
+
+    def save():
+        results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json_atomic(results_path, results)
+
+    # Every config is resolved (and every run folder checked) before the first run starts.
+    tjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base, metric) if tune else []
+    mjobs_untuned = grid_jobs(cells, seed_list, out, preset, base, None, metric)
+    for job in tjobs + mjobs_untuned:
+        job.config()
+
+    def collector(bucket):
+        def cb(job, record, reused):
+            results[bucket] = [r for r in results[bucket] if r.get("run_id") != record.get("run_id")] + [record]
+            save()
+            if on_record:
+                on_record(job, record, reused)
+        return cb
+
+    save()
+    tuned = {}
+    if tjobs:
+        executor.run(tjobs, on_record=collector("tuning_runs"))
+        results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction)
+        tuned = {cid: t["chosen"] for cid, t in results["tuning"].items() if t["chosen"]}
+        for c in results["cells"]:
+            c["tuned"] = tuned.get(c["id"])
+        save()
+    jobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric)
+    order = {j.run_id: i for i, j in enumerate(jobs)}
+    executor.run(jobs, on_record=collector("runs"))
+    results["runs"].sort(key=lambda r: order.get(r["run_id"], 0))
+    save()
+    (out / "table.md").write_text(tables_markdown(results))
+    return results
+
+
+# ------------------------------------------------------------------------------------------ command line
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``robustgan grid``."""
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides for every run, e.g. log.eval_every=500 optim.d_steps=2")
+    parser.add_argument("--preset", required=True, help="preset name or YAML file every run starts from")
+    parser.add_argument("--out", required=True, help="grid folder (runs/, results.json, table.md)")
+    parser.add_argument("--losses", type=_csv, default=["gan", "lsgan", "wgan"], help="default gan,lsgan,wgan")
+    parser.add_argument("--regs", type=_csv, default=["none", "noise", "gp", "ar", "rfm"],
+                        help="default none,noise,gp,ar,rfm")
+    parser.add_argument("--attacks", type=_csv, default=["fgm"], help="for ar/rfm: fgm,fgsm,pgd,cw (default fgm)")
+    parser.add_argument("--targets", type=_csv, default=["discriminator"],
+                        help="for ar/rfm: discriminator (robust D) and/or loss (robust loss, Table 4)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0 .. N-1 (default 3)")
+    parser.add_argument("--steps", type=int, default=None, help="train.steps of every run (default: the preset's)")
+    parser.add_argument("--tune", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="tune KEY per cell over the candidates, e.g. reg.lam=0.1,1,10 (repeatable)")
+    parser.add_argument("--tune-seeds", type=int, default=1, help="tuning seeds per candidate (default 1)")
+    parser.add_argument("--metric", default=None,
+                        help="main metric (default fd for images, w1 for 2-D data); e.g. kid, modes_covered")
+    add_executor_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``robustgan grid``."""
+    tune = parse_tune(args.tune)
+    cells = expand_cells(args.losses, args.regs, args.attacks, args.targets)
+    base = _base_overrides(list(args.overrides), args.steps, tune)
+    tjobs = tuning_jobs(cells, tune, list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + args.tune_seeds)), args.out,
+                        args.preset, base) if tune else []
+    jobs = grid_jobs(cells, range(args.seeds), args.out, args.preset, base)
+    if args.dry_run:
+        for job in tjobs + jobs:
+            job.config()
+            print(f"{job.run_dir}: {' '.join(job.overrides)}")
+        print(f"{len(cells)} cells, {len(jobs)} runs" + (f" (+ {len(tjobs)} tuning runs; evaluation runs then use "
+                                                         f"the tuned values)" if tjobs else ""))
+        return 0
+    executor = executor_from_args(args)
+    print(f"grid: {len(cells)} cells x {args.seeds} seeds = {len(jobs)} runs"
+          + (f" after {len(tjobs)} tuning runs" if tjobs else "") + f", in {args.out}", flush=True)
+    results = run_grid(args.preset, args.out, losses=args.losses, regs=args.regs, attacks=args.attacks,
+                       targets=args.targets, seeds=args.seeds, steps=args.steps, overrides=list(args.overrides),
+                       tune=tune, tune_seeds=args.tune_seeds, metric=args.metric, executor=executor,
+                       on_record=print_progress(len(jobs) + len(tjobs)), command=command_line(args, "grid"))
+    statuses = [r["status"] for r in results["runs"]]
+    print(f"{statuses.count('complete')} complete, {statuses.count('diverged')} diverged, "
+          f"{statuses.count('failed')} failed; wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'table.md'}")
+    print(f"next: robustgan report {args.out}")
+    return 0
+
+
+def command_line(args: argparse.Namespace, name: str) -> str:
+    """The command that started this experiment (recorded in results.json)."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        return "robustgan " + shlex.join(sys.argv[1:])
+    return f"robustgan {name} " + shlex.join(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m robustgan.experiments.grid ...`` (the same as ``robustgan grid ...``)."""
+    return standalone_main("grid", add_arguments, run, argv)
+
+
+def standalone_main(name, add, runner, argv) -> int:
+    """Parse ``argv`` with ``add`` and call ``runner``; user errors print as one line (exit 2)."""
+    from ..cli import UserError
+    from ..train.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog=f"robustgan {name}")
+    add(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_intermixed_args(argv)
+    args.argv = argv
+    try:
+        return int(runner(args) or 0)
+    except (ValueError, FileNotFoundError, ConfigError, UserError) as exc:
+        print(f"robustgan {name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

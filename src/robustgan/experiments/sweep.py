@@ -1,0 +1,437 @@
+"""The stability sweep of Table 2: regularisers ranked over randomly drawn training setups.
+
+    robustgan sweep --pool paper --setups 55 --methods none,noise,gp,rfm --out sweeps/paper --seed 0
+    robustgan sweep --pool cpu --setups 12 --out sweeps/cpu --workers 2       # Fashion-MNIST, 2 cores
+    robustgan sweep --pool toy --setups 8 --out sweeps/toy                     # 2-D, minutes
+
+A *setup* is one value per factor of a pool; the paper's pool is loss {gan, lsgan, wgan} x batch
+{8, 64} x lr {1e-3, 1e-4} x block {plain, residual} x width {32, 128} x nonlinearity {relu,
+leaky_relu, tanh} x normalisation {batch, instance, none} (432 setups), on the paper's CIFAR-10
+ResNet. :func:`sample_setups` draws ``--setups`` distinct setups uniformly without replacement
+from a ``random.Random(seed)``: the same seed gives the same setups, and asking for all of them
+gives the whole pool. Each setup is trained once per method (``reg.name``) with training seed
+``--seed``, in ``OUT/runs/<setup>-<method>/``.
+
+Ranking (:func:`rank_methods`): within a setup, methods are ranked 1..M by their *final* main
+metric (``fd``, lower is better, for images; ``w1`` for 2-D data). Equal values share the average
+of their ranks; runs without a value (diverged, failed, not evaluated) rank after every run with
+one, sharing the average of the remaining ranks. A method is *top* in a setup when its rank is the
+setup's smallest (ties: every tied method counts) and *worst* when it is the largest. Setups with
+a missing run (still to do) or where no method has a value are left out of the counts. The table
+(``OUT/table.md``, :func:`summary_table`) gives #top, #worst, the average rank and the number of
+diverged or failed runs per method, then every setup's values and ranks. ``OUT/results.json`` holds
+the pool, the setups, per-setup values/ranks, the summary and every run record.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .executors import Job, add_executor_arguments, executor_from_args, print_progress
+from .results import Table, format_value, metric_direction, numeric, write_json_atomic
+
+__all__ = [
+    "Pool",
+    "POOLS",
+    "FACTOR_KEYS",
+    "pool_size",
+    "sample_setups",
+    "setup_overrides",
+    "sweep_jobs",
+    "rank_methods",
+    "summarize_ranks",
+    "summary_table",
+    "build_tables",
+    "run_sweep",
+    "add_arguments",
+    "run",
+    "main",
+]
+
+#: factor name -> the config keys it sets (all to the same value)
+FACTOR_KEYS = {
+    "loss": ("loss",),
+    "batch": ("train.batch_size",),
+    "lr": ("optim.lr_g", "optim.lr_d"),
+    "block": ("model.block",),
+    "width": ("model.width",),
+    "nonlinearity": ("model.nonlinearity",),
+    "normalisation": ("model.normalisation",),
+}
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A setup pool: the preset every run starts from, the factors and fixed overrides."""
+
+    name: str
+    preset: str
+    factors: dict
+    overrides: tuple = ()
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_PAPER_FACTORS = {
+    "loss": ("gan", "lsgan", "wgan"),
+    "batch": (8, 64),
+    "lr": (1e-3, 1e-4),
+    "block": ("plain", "residual"),
+    "width": (32, 128),
+    "nonlinearity": ("relu", "leaky_relu", "tanh"),
+    "normalisation": ("batch", "instance", "none"),
+}
+
+POOLS = {
+    "paper": Pool(
+        "paper", "cifar10-resnet", _PAPER_FACTORS,
+        ("log.progress=false",),
+        "the paper's pool on CIFAR-10 with the Table 3 ResNet and the preset's budget (needs a GPU)"),
+    "cpu": Pool(
+        "cpu", "fmnist-resnet",
+        dict(_PAPER_FACTORS, batch=(8, 32), width=(16, 32)),
+        ("train.steps=250", "log.every=25", "log.samples_every=250", "log.checkpoint_every=50",
+         "log.eval_n=1000", "log.metrics=[fd]", "log.tensorboard=false", "log.progress=false"),
+        "Fashion-MNIST 28x28, the ResNet at widths 16/32, batch 8/32, 250 steps: sized for 2 CPU cores"),
+    "toy": Pool(
+        "toy", "toy-8gaussians",
+        dict(_PAPER_FACTORS, width=(32, 128)),
+        ("train.steps=500", "log.every=50", "log.samples_every=500", "log.checkpoint_every=250",
+         "log.eval_n=1000", "log.tensorboard=false", "log.progress=false"),
+        "8 Gaussians with the MLP pair, 500 steps: a few minutes in all"),
+}
+
+
+def pool_size(pool: Pool) -> int:
+    """Number of distinct setups in ``pool`` (the product of its factor sizes)."""
+    return math.prod(len(v) for v in pool.factors.values())
+
+
+def sample_setups(pool: Pool | str, n: int, seed: int = 0) -> list[dict]:
+    """Draw ``n`` distinct setups uniformly without replacement from ``pool`` with ``random.Random(seed)``.
+
+    Returns ``[{"id": "setup00", "factors": {factor: value}}, ...]`` in draw order; ``n`` may be at
+    most :func:`pool_size` (then every setup appears once). Raises ValueError otherwise.
+    """
+    pool = POOLS[pool] if isinstance(pool, str) else pool
+    size = pool_size(pool)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"--setups must be a positive integer, got {n!r}")
+    if n > size:
+        raise ValueError(f"pool {pool.name!r} has only {size} distinct setups; ask for at most {size}")
+    names = list(pool.factors)
+    width = max(2, len(str(n - 1)))
+    setups = []
+    for k, index in enumerate(random.Random(seed).sample(range(size), n)):
+        factors = {}
+        for name in reversed(names):  # mixed-radix digits of the setup's index in the product
+            values = pool.factors[name]
+            index, digit = divmod(index, len(values))
+            factors[name] = values[digit]
+        setups.append({"id": f"setup{k:0{width}d}", "factors": {name: factors[name] for name in names}})
+    return setups
+
+
+def setup_overrides(factors: dict) -> list[str]:
+    """Config overrides of a setup, e.g. ``{"lr": 1e-3}`` -> ``["optim.lr_g=0.001", "optim.lr_d=0.001"]``."""
+    out = []
+    for name, value in factors.items():
+        if name not in FACTOR_KEYS:
+            raise ValueError(f"unknown factor {name!r}; known: {', '.join(FACTOR_KEYS)}")
+        out += [f"{key}={value}" for key in FACTOR_KEYS[name]]
+    return out
+
+
+def _check_overrides(overrides: list[str], pool: Pool) -> None:
+    from ..train.config import SHORTHANDS, parse_override
+
+    taken = {k for name in pool.factors for k in FACTOR_KEYS[name]} | {"reg.name", "seed"}
+    for text in overrides:
+        key, _ = parse_override(text)
+        key = SHORTHANDS.get(key, key)
+        if key in taken:
+            raise ValueError(f"override {text!r}: the sweep sets {key} itself (pool factors, --methods, --seed)")
+
+
+def sweep_jobs(pool: Pool, setups: list[dict], methods, out: str | Path, seed: int = 0,
+               overrides: list[str] | None = None, steps: int | None = None, metric: str | None = None) -> list[Job]:
+    """One job per (setup, method), setup-major, in ``out/runs/<setup>-<method>``."""
+    from ..train.config import CHOICES
+
+    methods = list(methods)
+    bad = [m for m in methods if m not in CHOICES["reg.name"]]
+    if bad or not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"--methods must list distinct regularisers from {', '.join(CHOICES['reg.name'])}; got "
+                         f"{','.join(methods) or 'nothing'}")
+    extra = list(overrides or [])
+    _check_overrides(extra, pool)
+    base = list(pool.overrides) + extra
+    if steps is not None:
+        base.append(f"train.steps={int(steps)}")
+    jobs = []
+    for setup in setups:
+        for method in methods:
+            run_id = f"{setup['id']}-{method}"
+            ov = base + setup_overrides(setup["factors"]) + [f"reg.name={method}", f"seed={seed}"]
+            info = {"setup": setup["id"], "factors": dict(setup["factors"]), "method": method, "seed": seed}
+            jobs.append(Job(run_id, Path(out) / "runs" / run_id, pool.preset, ov, info, metric))
+    return jobs
+
+
+# ------------------------------------------------------------------------------------------------- ranking
+def rank_methods(values: dict, direction: str = "min") -> dict[str, float]:
+    """Ranks 1..M of the methods in ``values`` (``{method: value or None}``) for one setup.
+
+    Better values get smaller ranks (``direction`` "min": smaller is better; "max": larger).
+    Exactly equal values share the average of the positions they occupy; ``None`` / NaN / Inf
+    (diverged, failed, not evaluated) rank after every finite value, sharing the average of the
+    remaining positions. Example: ``{a: 1, b: 2, c: 2, d: None}`` -> ``{a: 1, b: 2.5, c: 2.5, d: 4}``.
+    """
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}")
+    clean = {m: numeric(v) for m, v in values.items()}
+    valid = sorted((v, m) for m, v in clean.items() if v is not None)
+    if direction == "max":
+        valid.sort(key=lambda t: -t[0])
+    ranks: dict[str, float] = {}
+    pos = 0
+    while pos < len(valid):
+        end = pos
+        while end + 1 < len(valid) and valid[end + 1][0] == valid[pos][0]:
+            end += 1
+        shared = (pos + 1 + end + 1) / 2
+        for k in range(pos, end + 1):
+            ranks[valid[k][1]] = shared
+        pos = end + 1
+    invalid = [m for m, v in clean.items() if v is None]
+    if invalid:
+        shared = (len(valid) + 1 + len(clean)) / 2
+        for m in invalid:
+            ranks[m] = shared
+    return {m: ranks[m] for m in values}
+
+
+def summarize_ranks(per_setup: list[dict[str, float]], methods) -> dict[str, dict]:
+    """#top, #worst and average rank per method over setups (``per_setup``: one rank dict each).
+
+    A method is top in a setup if its rank equals that setup's smallest rank, worst if it equals
+    the largest (ties count for every tied method). Returns
+    ``{method: {"top": int, "worst": int, "avg_rank": float | None, "setups": int}}``.
+    """
+    out = {m: {"top": 0, "worst": 0, "avg_rank": None, "setups": 0} for m in methods}
+    sums = {m: 0.0 for m in methods}
+    for ranks in per_setup:
+        lo, hi = min(ranks.values()), max(ranks.values())
+        for m in methods:
+            r = ranks[m]
+            sums[m] += r
+            out[m]["setups"] += 1
+            out[m]["top"] += r == lo
+            out[m]["worst"] += r == hi
+    for m in methods:
+        if out[m]["setups"]:
+            out[m]["avg_rank"] = sums[m] / out[m]["setups"]
+    return out
+
+
+def rank_setups(setups: list[dict], methods, records: list[dict], direction: str) -> tuple[list[dict], dict]:
+    """Per-setup values, statuses and ranks from run ``records``; returns (setup rows, summary).
+
+    A setup is ranked only if every method has a record and at least one has a finite value.
+    """
+    by_key = {(r["info"]["setup"], r["info"]["method"]): r for r in records if "setup" in r.get("info", {})}
+    rows, ranked = [], []
+    failed = {m: 0 for m in methods}
+    for s in setups:
+        recs = {m: by_key.get((s["id"], m)) for m in methods}
+        values = {m: (numeric(r.get("final")) if r else None) for m, r in recs.items()}
+        statuses = {m: (r.get("status") if r else None) for m, r in recs.items()}
+        for m, st in statuses.items():
+            failed[m] += st in ("diverged", "failed")
+        ranks = None
+        if all(r is not None for r in recs.values()) and any(v is not None for v in values.values()):
+            ranks = rank_methods(values, direction)
+            ranked.append(ranks)
+        rows.append({"id": s["id"], "factors": s["factors"], "values": values, "statuses": statuses, "ranks": ranks})
+    summary = summarize_ranks(ranked, methods)
+    for m in methods:
+        summary[m]["failed"] = failed[m]
+    return rows, summary
+
+
+def summary_table(results: dict) -> Table:
+    """Table 2: #top, #worst, average rank and #diverged/failed per method (methods as columns)."""
+    methods, summary = results["methods"], results["summary"]
+    n = max((s["setups"] for s in summary.values()), default=0)
+    rows = [["#top"] + [str(summary[m]["top"]) for m in methods],
+            ["#worst"] + [str(summary[m]["worst"]) for m in methods],
+            ["average rank"] + [format_value(summary[m]["avg_rank"], 3) for m in methods],
+            ["#diverged or failed"] + [str(summary[m]["failed"]) for m in methods]]
+    bold = set()
+    for i, key, pick in ((0, "top", max), (1, "worst", min), (2, "avg_rank", min)):
+        vals = {j: summary[m][key] for j, m in enumerate(methods, start=1) if summary[m][key] is not None}
+        if vals and n:
+            best = pick(vals.values())
+            bold |= {(i, j) for j, v in vals.items() if v == best}
+    better = "lower" if results["direction"] == "min" else "higher"
+    note = (f"{n} ranked setups of {len(results['setups'])} (pool {results['pool']}); ranked by final "
+            f"{results['metric']} ({better} is better); ties share the average rank, diverged/failed runs rank last.")
+    return Table(f"Stability over {n} setups (Table 2)", [""] + list(methods), rows, note, bold)
+
+
+def _short(factors: dict) -> str:
+    f = dict(factors)
+    parts = [str(f.pop("loss", "")), f"b{f.pop('batch', '')}", f"lr{f.pop('lr', '')}"]
+    return " ".join(parts + [str(v) for v in f.values()])
+
+
+def build_tables(results: dict) -> list[Table]:
+    """The sweep's tables: :func:`summary_table`, then one row per setup (value, rank) per method."""
+    methods = results["methods"]
+    rows, bold = [], set()
+    for i, s in enumerate(results["setups"]):
+        row = [s["id"], _short(s["factors"])]
+        for j, m in enumerate(methods, start=2):
+            v, st, r = s["values"].get(m), s["statuses"].get(m), (s["ranks"] or {}).get(m)
+            text = format_value(v) if v is not None else (st or "to do")
+            if r is not None:
+                text += f" ({format_value(r, 2)})"
+                if r == min(s["ranks"].values()):
+                    bold.add((i, j))
+            row.append(text)
+        rows.append(row)
+    per_setup = Table(f"Final {results['metric']} per setup (rank)", ["setup", "loss batch lr block width act norm"]
+                      + list(methods), rows, "", bold)
+    return [summary_table(results), per_setup]
+
+
+def tables_markdown(results: dict) -> str:
+    """The contents of ``table.md``."""
+    head = [f"# Stability sweep: pool {results['pool']} ({results['preset']})", ""]
+    if results.get("command"):
+        head += [f"`{results['command']}`", ""]
+    return "\n".join(head) + "\n".join(t.to_markdown() for t in build_tables(results))
+
+
+# ------------------------------------------------------------------------------------------------- driver
+def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("none", "noise", "gp", "rfm"),
+              seed: int = 0, steps: int | None = None, overrides: list[str] | None = None, metric: str | None = None,
+              executor=None, on_record=None, command: str | None = None) -> dict:
+    """Draw the setups, train every method on each, rank them; write ``results.json`` and ``table.md``.
+
+    Args:
+        pool: a :data:`POOLS` name or a :class:`Pool`.
+        out: the sweep folder.
+        setups: how many setups to draw (<= :func:`pool_size`).
+        methods: regularisers to compare (``reg.name`` values).
+        seed: the sampler's seed and every run's training seed.
+        steps: ``train.steps`` (``None``: the pool's).
+        overrides: extra ``key=value`` overrides for every run (not the pool's factors).
+        metric: main metric (``None``: ``fd`` for images, ``w1`` for 2-D data).
+        executor: an executor (default: one local subprocess at a time).
+        on_record: ``on_record(job, record, reused)`` after each run.
+    """
+    from .executors import LocalExecutor
+    from .results import default_metric
+
+    if isinstance(pool, str):
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
+        pool = POOLS[pool]
+    methods = list(methods)
+    out = Path(out)
+    drawn = sample_setups(pool, setups, seed)
+    jobs = sweep_jobs(pool, drawn, methods, out, seed, overrides, steps, metric)
+    for job in jobs:
+        job.config()  # every config is valid before the first run starts
+    metric = metric or default_metric(jobs[0].config())
+    direction = metric_direction(metric)
+    for job in jobs:
+        job.metric = metric
+    results = {
+        "kind": "sweep", "version": 1, "command": command, "pool": pool.name, "preset": pool.preset,
+        "pool_description": pool.description, "factors": {k: list(v) for k, v in pool.factors.items()},
+        "pool_overrides": list(pool.overrides), "overrides": list(overrides or []), "steps": steps,
+        "seed": seed, "methods": methods, "metric": metric, "direction": direction, "runs": [],
+    }
+    path = out / "results.json"
+
+    def save():
+        rows, summary = rank_setups(drawn, methods, results["runs"], direction)
+        results["setups"], results["summary"] = rows, summary
+        results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json_atomic(path, results)
+
+    def collect(job, record, reused):
+        results["runs"] = [r for r in results["runs"] if r.get("run_id") != record.get("run_id")] + [record]
+        save()
+        if on_record:
+            on_record(job, record, reused)
+
+    save()
+    (executor or LocalExecutor()).run(jobs, on_record=collect)
+    order = {j.run_id: i for i, j in enumerate(jobs)}
+    results["runs"].sort(key=lambda r: order.get(r["run_id"], 0))
+    save()
+    (out / "table.md").write_text(tables_markdown(results))
+    return results
+
+
+# ------------------------------------------------------------------------------------------ command line
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``robustgan sweep``."""
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides for every run (not the pool's factors), e.g. optim.d_steps=2")
+    parser.add_argument("--pool", required=True, choices=sorted(POOLS),
+                        help="; ".join(f"{p.name}: {p.description}" for p in POOLS.values()))
+    parser.add_argument("--setups", type=int, default=55, help="setups drawn from the pool (default 55)")
+    parser.add_argument("--methods", type=_csv, default=["none", "noise", "gp", "rfm"],
+                        help="regularisers compared on every setup (default none,noise,gp,rfm)")
+    parser.add_argument("--out", required=True, help="sweep folder (runs/, results.json, table.md)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the setup sampler and of every run (default 0)")
+    parser.add_argument("--steps", type=int, default=None, help="train.steps of every run (default: the pool's)")
+    parser.add_argument("--metric", default=None, help="ranking metric (default fd for images, w1 for 2-D data)")
+    add_executor_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``robustgan sweep``."""
+    from .grid import command_line
+
+    pool = POOLS[args.pool]
+    drawn = sample_setups(pool, args.setups, args.seed)
+    jobs = sweep_jobs(pool, drawn, args.methods, args.out, args.seed, list(args.overrides), args.steps, args.metric)
+    if args.dry_run:
+        for job in jobs:
+            job.config()
+            print(f"{job.run_dir}: {' '.join(job.overrides)}")
+        print(f"{len(drawn)} setups x {len(args.methods)} methods = {len(jobs)} runs")
+        return 0
+    print(f"sweep: {len(drawn)} setups of pool {pool.name} x {len(args.methods)} methods = {len(jobs)} runs, "
+          f"in {args.out}", flush=True)
+    results = run_sweep(pool, args.out, setups=args.setups, methods=args.methods, seed=args.seed, steps=args.steps,
+                        overrides=list(args.overrides), metric=args.metric, executor=executor_from_args(args),
+                        on_record=print_progress(len(jobs)), command=command_line(args, "sweep"))
+    print(summary_table(results).to_markdown())
+    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'table.md'}; next: robustgan report {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m robustgan.experiments.sweep ...`` (the same as ``robustgan sweep ...``)."""
+    from .grid import standalone_main
+
+    return standalone_main("sweep", add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
