@@ -280,3 +280,18 @@ def test_ddp_gloo_two_ranks_stay_identical(tmp_path):
     assert not torch.equal(fresh.D.state_dict()["last_linear.weight"], r0["D"]["last_linear.weight"])
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
     assert len(state["rng"]) == 2 and state["step"] == 10
+
+
+def test_regulariser_settings_follow_the_pixel_range():
+    from robustgan.train.loop import build_regularizer
+    r = build_regularizer(resolve("fmnist-dcgan", ["reg=ar", "reg.delta=0.05"]))
+    assert r.delta == pytest.approx(0.05) and r.lam == 10.0 and r.attack == "fgm"
+    r = build_regularizer(resolve("fmnist-dcgan", ["reg=rfm", "model.out_range=tanh", "reg.attack=pgd",
+                                                   "reg.attack_steps=3", "reg.attack_norm=inf", "reg.lam=2"]))
+    assert r.delta == pytest.approx(0.1) and r.lam == 2.0 and r.alpha == 1e-4
+    assert r.attack_kwargs == {"steps": 3, "p": "inf"}
+    n = build_regularizer(resolve("fmnist-dcgan", ["reg=noise", "model.out_range=tanh", "reg.sigma=0.1",
+                                                   "train.steps=100", "reg.anneal=0.5"]))
+    assert n.sigma == pytest.approx(0.2) and n.anneal_steps == 50
+    g = build_regularizer(resolve("toy-8gaussians", ["reg=gp", "loss=wgan"]))
+    assert g.lam == 10.0

@@ -108,11 +108,16 @@ def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
     return build_models(arch, **settings)
 
 
-def _scaled_delta(cfg: dict) -> float:
+def _pixel_units(value: float, cfg: dict) -> float:
+    """A length given in [0, 1] pixel units (reg.delta, reg.sigma) in the model's units."""
     out_range = cfg["model"]["out_range"]
     if out_range == "none" or cfg["model"]["arch"] == "mlp":
-        return float(cfg["reg"]["delta"])  # 2-D data: the radius is in data units
-    return delta_for_range(cfg["reg"]["delta"], out_range)
+        return float(value)  # 2-D data: lengths are in data units
+    return delta_for_range(value, out_range)
+
+
+def _scaled_delta(cfg: dict) -> float:
+    return _pixel_units(cfg["reg"]["delta"], cfg)
 
 
 def build_regularizer(cfg: dict):
@@ -122,9 +127,8 @@ def build_regularizer(cfg: dict):
     if name == "none":
         return make_regularizer("none")
     if name == "noise":
-        scale = 1.0 if cfg["model"]["arch"] == "mlp" else _scaled_delta(cfg) / r["delta"] if r["delta"] else 1.0
         anneal = int(round(r["anneal"] * cfg["train"]["steps"] * cfg["optim"]["d_steps"]))
-        return make_regularizer("noise", sigma=r["sigma"] * scale, anneal_steps=anneal)
+        return make_regularizer("noise", sigma=_pixel_units(r["sigma"], cfg), anneal_steps=anneal)
     if name == "gp":
         return make_regularizer("gp", lam=lam)
     attack_kwargs = {}
