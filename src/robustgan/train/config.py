@@ -265,6 +265,8 @@ def validate(cfg: dict) -> None:
         raise ConfigError(f"reg.lam must be a non-negative number or null, got {cfg['reg']['lam']!r}")
     if not 0 <= float(cfg["train"]["ema"]) < 1:
         raise ConfigError(f"train.ema must be in [0, 1), got {cfg['train']['ema']!r}")
+    if cfg["reg"]["attack_norm"] in (float("inf"), "Inf", "INF"):
+        cfg["reg"]["attack_norm"] = "inf"
     if cfg["reg"]["attack_norm"] not in (2, "inf"):
         raise ConfigError(f"reg.attack_norm must be 2 or inf, got {cfg['reg']['attack_norm']!r}")
 
