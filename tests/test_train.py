@@ -311,3 +311,25 @@ def test_torchrun_entry_point(tmp_path):
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])  # per-rank noise
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [5, 6]  # one writer: rank 0
+
+
+def test_ema_warm_up_and_batch_norm_buffers(tmp_path):
+    tr = Trainer(toy_cfg("train.ema=0.999", steps=5), tmp_path, resume=False)
+    with torch.no_grad():
+        for p in tr.G.parameters():
+            p.fill_(1.0)
+        for p in tr.G_ema.parameters():
+            p.fill_(0.0)
+    tr.step = 1
+    tr._update_ema()  # decay = min(0.999, 2/11)
+    for p in tr.G_ema.parameters():
+        assert torch.allclose(p, torch.full_like(p, 1 - 2 / 11))
+    tr.step = 100_000  # long runs reach the configured decay
+    with torch.no_grad():
+        for p in tr.G_ema.parameters():
+            p.fill_(0.0)
+    tr._update_ema()
+    for p in tr.G_ema.parameters():
+        assert torch.allclose(p, torch.full_like(p, 1 - 0.999))
+    for be, b in zip(tr.G_ema.buffers(), tr.G.buffers()):
+        assert torch.equal(be, b)

@@ -65,7 +65,7 @@ DEFAULTS: dict = {
     "train": {
         "steps": 2000,            # generator steps
         "batch_size": 64,
-        "ema": 0.999,             # EMA decay of G's weights; 0 turns the EMA copy off
+        "ema": 0.999,             # EMA decay of G's weights (reached after a warm-up); 0 turns the EMA copy off
         "ema_start": 0,           # step from which the EMA is updated (copied before)
         "amp": "none",            # none or bf16 (autocast)
         "channels_last": False,

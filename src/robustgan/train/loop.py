@@ -273,7 +273,9 @@ class Trainer:
         if self.G_ema is None:
             return
         t = self.cfg["train"]
-        decay = t["ema"] if self.step >= t["ema_start"] else 0.0
+        # Warm-up: the decay grows as (1 + step) / (10 + step) up to train.ema, so the average
+        # does not keep the random initial weights for thousands of steps in a short run.
+        decay = min(t["ema"], (1.0 + self.step) / (10.0 + self.step)) if self.step >= t["ema_start"] else 0.0
         for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
             pe.lerp_(p.detach(), 1.0 - decay)
         for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
