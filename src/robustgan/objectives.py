@@ -16,7 +16,6 @@ accepted; the mean is taken over all elements).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

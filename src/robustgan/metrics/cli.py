@@ -8,10 +8,10 @@ Inception otherwise); 2-D runs get mode coverage, high-quality fraction and W1.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
+
+from ..fileio import atomic_open
 
 
 def add_arguments(parser) -> None:
@@ -54,11 +54,8 @@ def run(args) -> int:
               "extractor": cfg["log"]["extractor"], "metrics": result,
               "seconds": round(time.perf_counter() - t0, 2)}
     out = Path(args.out) if args.out else Path(args.run) / "eval.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    with atomic_open(out, "w") as fh:
         json.dump(record, fh, indent=2)
-    os.replace(tmp, out)
     shown = ", ".join(f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, float))
     print(f"{shown}\nwrote {out}")
     return 0

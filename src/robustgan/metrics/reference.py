@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from robustgan.fileio import atomic_open
 from robustgan.metrics.frechet import feature_statistics
 from robustgan.metrics.inception import cache_root
 
@@ -77,15 +77,8 @@ def save_stats(path: str | os.PathLike, stats: dict) -> Path:
     for k, v in arrays.items():
         if v.dtype == object:
             raise ValueError(f"stats entry {k!r} is not an array, number or string")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 

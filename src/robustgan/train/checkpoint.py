@@ -6,14 +6,14 @@ number generator states of torch, numpy and python (one set per process) and the
 """
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..fileio import atomic_open
 
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 
@@ -38,27 +38,8 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def atomic_torch_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync it, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: dict, keep: int = 3) -> Path:

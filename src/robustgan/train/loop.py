@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
-import os
 import time
 from pathlib import Path
 
