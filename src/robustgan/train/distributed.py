@@ -93,4 +93,7 @@ class DistContext:
 
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
+            # Every process must be done with its collectives before the group is torn down;
+            # gloo aborts a process whose peer destroyed the group first.
+            dist.barrier()
             dist.destroy_process_group()
