@@ -285,7 +285,7 @@ def test_ddp_gloo_two_ranks_stay_identical(tmp_path):
 def test_regulariser_settings_follow_the_pixel_range():
     from robustgan.train.loop import build_regularizer
     r = build_regularizer(resolve("fmnist-dcgan", ["reg=ar", "reg.delta=0.05"]))
-    assert r.delta == pytest.approx(0.05) and r.lam == 10.0 and r.attack == "fgm"
+    assert r.delta == pytest.approx(0.05) and r.lam == 100.0 and r.attack == "fgm"  # DEFAULT_LAMBDA["ar"]["gan"]
     r = build_regularizer(resolve("fmnist-dcgan", ["reg=rfm", "model.out_range=tanh", "reg.attack=pgd",
                                                    "reg.attack_steps=3", "reg.attack_norm=inf", "reg.lam=2"]))
     assert r.delta == pytest.approx(0.1) and r.lam == 2.0 and r.alpha == 1e-4
