@@ -4,7 +4,8 @@
 Usage (the command behind docs/benchmarks/training.md)::
 
     python benchmarks/bench_train.py [--presets dcgan,resnet] [--repeats N] [--batch 64]
-        [--precisions fp32,bf16cl] [--profile] [--variant NAME] [--out docs/benchmarks/training.md]
+        [--precisions fp32,bf16cl] [--profile] [--variant NAME] [--quiet-wait S]
+        [--out docs/benchmarks/training.md]
 
 What is timed, for each preset and precision, on a :class:`robustgan.train.loop.Trainer` built exactly
 as ``robustgan train`` builds it, but on synthetic in-memory data (random uint8 images of the preset's
@@ -18,21 +19,28 @@ shape; ``robustgan.train.loop.load_training_data`` is monkeypatched, so no data 
 
 Presets: ``dcgan`` = ``fmnist-dcgan`` (DCGAN width 64, 32x32x1: one channel, as the Fashion-MNIST preset
 has); ``resnet`` = ``cifar10-resnet`` (the paper's Table 3 ResNet, width 128, 32x32x3). Precisions:
-``fp32`` (``train.amp=none train.channels_last=false``) and ``bf16cl`` (``train.amp=bf16
-train.channels_last=true``, the ResNet preset's own setting). Batch 64 unless ``--batch``.
+``fp32`` (``train.amp=none train.channels_last=false``), ``bf16cl`` (``train.amp=bf16
+train.channels_last=true``, the ResNet preset's own setting) and, on request, ``bf16`` (bf16 autocast,
+contiguous memory). Batch 64 unless ``--batch``. Every configuration starts from the same weights (seed 0).
 
-Method: ``torch.set_num_threads(2)``; one warm-up iteration per configuration; then ``--repeats``
-rounds, each running every (precision, configuration) once, in an order rotated from round to round
-(round-robin), so that load from other processes on the machine hits all configurations alike.
-Reported: medians over rounds of wall-clock seconds (and of process CPU seconds, a cross-check that is
-less sensitive to other processes), and ratios of medians; the spread of the per-round ratios (each
-from measurements taken minutes apart at most) is shown next to each target.
+Method: ``torch.set_num_threads(2)``; one warm-up iteration per configuration applied at every step
+(the lazy ones share their code paths and shapes); then ``--repeats`` rounds (default: dcgan 7,
+resnet 3), each running every (precision, configuration) once, in an order rotated from round to round
+(round-robin), so that load from other processes hits all configurations alike. Reported: the median
+and the minimum over rounds of wall-clock seconds, ratios of medians and of minimums (each target is
+judged on both), the range of the per-round ratios, process CPU seconds, and the convolution/matmul
+FLOPs of every configuration (counted with torch's FLOP formulas at batch 8 and scaled: a
+machine-independent cost model). Each sample also records how disturbed it was: a fixed probe
+workload timed before and after it, and the share of its time during which another process had a
+runnable thread (``/proc/stat``). ``--quiet-wait S`` waits up to S seconds before each sample for the
+other processes to go idle.
 
-``--profile`` adds a breakdown of one D step (fp32, regulariser every step) into its phases (G forward,
-each D forward, the attack's or the gradient penalty's input-gradient backward, the final backward,
-the optimiser step) by wrapping those calls with timers, and the operator counts of one step from
-``torch.profiler``. ``--variant groupnorm`` times a proposed library change by monkeypatching it in
-(see the ``VARIANTS`` table); nothing in ``src/`` is modified.
+``--profile`` adds a breakdown of one D step (regulariser every step; ``--profile-precisions``) into its
+phases (G forward, each D forward, the attack's or the gradient penalty's input-gradient backward, the
+final backward, the optimiser step) by wrapping those calls with timers, and the operator counts of one
+step from ``torch.profiler``. ``--variant NAME`` times a proposed change by monkeypatching it in (see
+``VARIANTS``): ``mallopt`` (the allocator setting of :func:`variant_mallopt`) or ``groupnorm``
+(InstanceNorm2d computed as GroupNorm). Nothing in ``src/`` is modified.
 
 The Markdown report is written between the markers ``<!-- bench:begin -->`` and ``<!-- bench:end -->``
 of ``--out`` (created if missing); text outside the markers (the analysis) is kept.
@@ -126,8 +134,31 @@ def variant_groupnorm(trainer) -> str:
     return f"{n} InstanceNorm2d -> GroupNorm(C, C)"
 
 
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc <malloc.h>
+
+
+def variant_mallopt(trainer) -> str:
+    """Keep large CPU tensors on glibc's heap: no mmap per allocation, no trimming (process-wide).
+
+    glibc serves every allocation above its mmap threshold (at most 32 MiB on 64-bit) with a fresh
+    ``mmap`` and returns it with ``munmap`` when freed, so each such tensor costs a page fault (and the
+    kernel zeroing the page) per 4 KiB, on every allocation. The ResNet's fp32 activations at 32x32,
+    width 128, batch 64 are 64*128*32*32*4 B = 32 MiB, which with the allocator's header is just above
+    that limit (bf16 activations, 16 MiB, are below it). The same effect
+    without code: ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`` in the environment
+    (mallopt takes a C int, hence the 2 GiB trim threshold).
+    """
+    import ctypes
+    import ctypes.util
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
+    if not ok:
+        raise RuntimeError("mallopt failed (not glibc?)")
+    return "glibc mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB - 1)"
+
+
 #: name -> function(trainer) applied after the Trainer is built; returns a description
-VARIANTS = {"baseline": None, "groupnorm": variant_groupnorm}
+VARIANTS = {"baseline": None, "groupnorm": variant_groupnorm, "mallopt": variant_mallopt}
 
 
 # ----------------------------------------------------------------------------- set-up
