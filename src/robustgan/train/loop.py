@@ -20,6 +20,7 @@ from ..objectives import get_objective
 from ..ranges import delta_for_range, range_to_uint8, uint8_to_range
 from ..regularizers import discriminator_robustness, last_linear, make_regularizer
 from . import checkpoint as ckpt
+from .batches import BatchSource
 from .config import dump, regularizer_lambda
 from .distributed import DistContext
 from .logging import RunLogger, save_grid, save_scatter
@@ -38,45 +39,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name} but CUDA is not available; use train.device=cpu")
     return dev
-
-
-class BatchSource:
-    """Real batches in a fixed order derived from (seed, position): no state to save.
-
-    Image data: an epoch is a permutation of the data set drawn from a generator seeded with
-    (seed, epoch); batch i of an epoch takes the i-th slice (the last incomplete slice is
-    dropped). With several processes each takes its own slice of the same permutation.
-    Toy data: each batch is sampled from a generator seeded with (seed, position).
-    """
-
-    def __init__(self, data, batch_size: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0):
-        self.data, self.batch_size, self.seed, self.rank, self.world = data, batch_size, seed, rank, world
-        self.workers = workers
-        self.toy = not hasattr(data, "__len__")
-        if not self.toy:
-            self.per_epoch = len(data) // (batch_size * world)
-            if self.per_epoch < 1:
-                raise ValueError(f"data set has {len(data)} items, fewer than one batch of {batch_size * world}")
-        self._perm_epoch, self._perm = None, None
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if self._perm_epoch != epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(len(self.data), generator=g), epoch
-        return self._perm
-
-    def batch(self, position: int) -> torch.Tensor:
-        if self.toy:
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + position) * 64 + self.rank)
-            return self.data.sample(self.batch_size, generator=g)
-        epoch, i = divmod(position, self.per_epoch)
-        perm = self._permutation(epoch)
-        start = (i * self.world + self.rank) * self.batch_size
-        idx = perm[start:start + self.batch_size]
-        images = getattr(self.data, "images", None)
-        if images is not None:
-            return images[idx]
-        return torch.stack([self.data[int(j)] for j in idx])
 
 
 def load_training_data(cfg: dict):
