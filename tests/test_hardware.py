@@ -92,7 +92,8 @@ def test_resolve_amp_rejects_unknown():
 def test_resolve_channels_last(monkeypatch):
     assert hw.resolve_channels_last("auto", CPU, "dcgan")[0] is True
     assert hw.resolve_channels_last("auto", CPU, "resnet")[0] is False
-    assert hw.resolve_channels_last("auto", CPU, "resnet", bf16=True)[0] is True
+    assert hw.resolve_channels_last("auto", CPU, "resnet", bf16=True)[0] is False
+    assert hw.resolve_channels_last("auto", CPU, "dcgan", bf16=True)[0] is True
     assert hw.resolve_channels_last("auto", torch.device("cuda"), "resnet")[0] is True
     for value, expect in ((True, True), ("true", True), (False, False), ("false", False)):
         use, reason = hw.resolve_channels_last(value, CPU, "dcgan")
