@@ -145,3 +145,50 @@ def test_describe_machine_keys(monkeypatch):
     assert set(info) >= {"cpu", "cpu_capability", "cores_available", "cpu_native_bf16", "torch", "cuda_device"}
     assert info["torch"] == torch.__version__ and isinstance(info["cpu"], str) and info["cpu"]
     assert (info["cuda_device"] is None) == (not torch.cuda.is_available())
+
+
+# ----------------------------------------------------------------------------- runs that share the cores
+from robustgan.experiments import executors  # noqa: E402
+
+
+@pytest.mark.parametrize("cores,workers,expect", [(1, 1, 1), (2, 2, 1), (4, 2, 2), (16, 3, 5), (2, 8, 1)])
+def test_local_executor_splits_the_cores(monkeypatch, cores, workers, expect):
+    monkeypatch.setattr(hw.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert executors.LocalExecutor(workers=workers).threads_per_run == expect
+    assert executors.make_executor("local", workers=workers, cpus_per_run=3).threads_per_run == 3
+
+
+def test_with_threads_keeps_an_explicit_setting():
+    job = executors.Job("a", "/tmp/a", "toy-8gaussians", ["loss=wgan"])
+    assert executors.with_threads(job, 2).overrides == ["loss=wgan", "train.threads=2"]
+    assert job.overrides == ["loss=wgan"]  # not modified in place
+    mine = executors.Job("b", "/tmp/b", None, ["train.threads=4"])
+    assert executors.with_threads(mine, 2).overrides == ["train.threads=4"]
+
+
+def test_subprocess_gets_threads_in_its_config_and_environment(tmp_path, monkeypatch):
+    seen = {}
+
+    class FakePopen:
+        def __init__(self, cmd, env, **kw):
+            seen["cmd"], seen["env"] = cmd, env
+
+    monkeypatch.setattr(executors.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(hw.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    ex = executors.LocalExecutor(workers=2)
+    slot = ex._launch(executors.Job("a", tmp_path / "a", "toy-8gaussians", ["loss=wgan"]))
+    slot["fh"].close()
+    slot["lock"].__exit__(None, None, None)
+    assert seen["cmd"][-2:] == ["loss=wgan", "train.threads=2"]
+    assert seen["env"]["OMP_NUM_THREADS"] == seen["env"]["MKL_NUM_THREADS"] == "2"
+
+
+def test_saved_thread_count_is_not_a_config_difference(tmp_path):
+    from robustgan.train.config import dump
+    job = executors.Job("a", tmp_path, "toy-8gaussians", ["loss=wgan"])
+    saved = executors.with_threads(job, 1).config()
+    (tmp_path / "config.yaml").write_text(dump(saved))
+    executors.check_run_dir(job, job.config())  # the executor's train.threads=1: no error
+    other = executors.Job("a", tmp_path, "toy-8gaussians", ["loss=gan"])
+    with pytest.raises(ValueError, match="loss"):
+        executors.check_run_dir(other, other.config())

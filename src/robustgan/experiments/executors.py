@@ -20,10 +20,13 @@ Executors:
 
 * :class:`LocalExecutor` ``(workers=K)``: up to K jobs at once, each a subprocess
   ``python -m robustgan train --preset P --out RUN_DIR KEY=VALUE ...`` (its output goes to
-  ``RUN_DIR/output.txt``), with ``OMP_NUM_THREADS`` = cores / K. ``inprocess=True`` runs the jobs
+  ``RUN_DIR/output.txt``), with ``train.threads`` and ``OMP_NUM_THREADS`` = cores / K (at least 1;
+  the cores this process may use), so K runs never ask for more threads than there are cores (runs
+  that oversubscribe the cores slow each other down several-fold: docs/benchmarks/training.md,
+  "Threads"). A job whose overrides set ``train.threads`` keeps its own. ``inprocess=True`` runs the jobs
   one after another in this process instead (no start-up cost; used by tests).
 * :class:`RayExecutor` ``(address="auto" | "HOST:PORT" | None)``: each job is a Ray task with
-  ``num_cpus=cpus_per_run`` running :func:`run_job`. Run directories must be on a file system
+  ``num_cpus=cpus_per_run`` running :func:`run_job` with ``train.threads=cpus_per_run``. Run directories must be on a file system
   every node sees (the driver writes ``result.json`` from the returned record if it cannot see it).
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import dataclasses
 import os
 import re
 import signal
@@ -131,6 +135,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+#: keys that do not change what a run computes and that an executor may set per machine
+MACHINE_KEYS = ("out", "train.threads")
+
+
+def with_threads(job: Job, threads: int) -> Job:
+    """``job`` with ``train.threads=threads`` appended to its overrides, unless they set it already."""
+    if any(str(o).split("=", 1)[0].strip() == "train.threads" for o in job.overrides):
+        return job
+    return dataclasses.replace(job, overrides=list(job.overrides) + [f"train.threads={int(threads)}"])
+
+
 def config_differences(a: dict, b: dict, ignore: tuple[str, ...] = ("out",)) -> list[str]:
     """Dotted keys whose values differ between configs ``a`` and ``b`` (``"key: a -> b"``), sorted.
 
@@ -161,7 +176,7 @@ def check_run_dir(job: Job, cfg: dict) -> None:
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     if not saved:
         return
-    diffs = config_differences(saved, cfg)
+    diffs = config_differences(saved, cfg, ignore=MACHINE_KEYS)  # the executor sets train.threads per machine
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise ValueError(f"{run_dir} holds a run with a different config ({shown}); "
@@ -357,7 +372,8 @@ class LocalExecutor(_Executor):
     Args:
         workers: jobs at once (subprocess mode), >= 1 (default 1).
         inprocess: run jobs one at a time in this process with ``runner`` (default :func:`run_job`).
-        threads_per_run: ``OMP_NUM_THREADS`` of each subprocess; default max(1, cores // workers).
+        threads_per_run: ``train.threads`` and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` of each
+            subprocess; default max(1, cores // workers), cores being those this process may use.
         retry_diverged: run diverged jobs again (default False: their record is kept).
         runner: the in-process job function ``job -> record`` (tests substitute a fake trainer).
         poll: seconds between checks of the running subprocesses.
@@ -370,7 +386,10 @@ class LocalExecutor(_Executor):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.workers = workers
         self.inprocess = inprocess
-        self.threads_per_run = threads_per_run or max(1, (os.cpu_count() or 1) // workers)
+        if threads_per_run is None:
+            from ..hardware import resolve_threads
+            threads_per_run = resolve_threads("auto", runs_in_parallel=workers)[0]
+        self.threads_per_run = max(1, int(threads_per_run))
         self.runner = runner or run_job
         self.poll = poll
 
@@ -399,7 +418,8 @@ class LocalExecutor(_Executor):
             env.update(OMP_NUM_THREADS=str(self.threads_per_run), MKL_NUM_THREADS=str(self.threads_per_run),
                        PYTHONUNBUFFERED="1")
             fh = open(out_path, "ab")
-            proc = subprocess.Popen(job_command(job), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd = job_command(with_threads(job, self.threads_per_run))
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         except BaseException:
             lock.__exit__(None, None, None)
@@ -510,7 +530,7 @@ class RayExecutor(_Executor):
                 while queue and len(in_flight) < limit:
                     i = queue.popleft()
                     t0[i] = time.perf_counter()
-                    in_flight[task.remote(copy.deepcopy(jobs[i]), threads)] = i
+                    in_flight[task.remote(with_threads(copy.deepcopy(jobs[i]), threads), threads)] = i
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
                     i = in_flight.pop(ref)
@@ -563,7 +583,8 @@ def add_executor_arguments(parser) -> None:
     g.add_argument("--address", default=None,
                    help="ray: 'auto' joins the running cluster, HOST:PORT a given head; default starts a local Ray")
     g.add_argument("--cpus-per-run", type=float, default=None,
-                   help="CPU threads per run (ray: num_cpus of each task; local default: cores / workers)")
+                   help="CPU threads per run (train.threads of each run; ray: num_cpus of each task, default 1; "
+                        "local default: available cores / workers, at least 1)")
     g.add_argument("--inprocess", action="store_true", help="local: run the jobs one by one in this process")
     g.add_argument("--retry-diverged", action="store_true", help="run again the runs recorded as diverged")
     g.add_argument("--dry-run", action="store_true", help="list the runs (id and overrides) and exit")
