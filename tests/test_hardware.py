@@ -192,3 +192,31 @@ def test_saved_thread_count_is_not_a_config_difference(tmp_path):
     other = executors.Job("a", tmp_path, "toy-8gaussians", ["loss=gan"])
     with pytest.raises(ValueError, match="loss"):
         executors.check_run_dir(other, other.config())
+
+
+# ----------------------------------------------------------------------------- benchmarks/gpu_check.py
+def _gpu_check():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_check_refuses_without_a_gpu(monkeypatch, capsys):
+    mod = _gpu_check()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert mod.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gpu_check: error: no CUDA GPU") and "\n" not in err
+
+
+def test_gpu_check_quick_on_cpu(tmp_path):
+    out = tmp_path / "gpu.md"
+    assert _gpu_check().main(["--device", "cpu", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    for reg in ("none", "noise", "gp", "ar", "rfm"):
+        assert f"| {reg} |" in text
+    assert "4 steps of `robustgan train`" in text
