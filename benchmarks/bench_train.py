@@ -19,9 +19,12 @@ shape; ``robustgan.train.loop.load_training_data`` is monkeypatched, so no data 
 
 Presets: ``dcgan`` = ``fmnist-dcgan`` (DCGAN width 64, 32x32x1: one channel, as the Fashion-MNIST preset
 has); ``resnet`` = ``cifar10-resnet`` (the paper's Table 3 ResNet, width 128, 32x32x3). Precisions:
-``fp32`` (``train.amp=none train.channels_last=false``), ``bf16cl`` (``train.amp=bf16
-train.channels_last=true``, the ResNet preset's own setting) and, on request, ``bf16`` (bf16 autocast,
-contiguous memory). Batch 64 unless ``--batch``. Every configuration starts from the same weights (seed 0).
+``fp32`` (``train.amp=none train.channels_last=false``; the fast path of a CPU without native
+bf16), ``bf16cl`` (``train.amp=bf16 train.channels_last=true``, the ResNet preset's own setting),
+``auto`` (what ``train.amp=auto train.channels_last=auto`` resolves to on this machine, see
+:mod:`robustgan.hardware`; the choice and its reason are printed) and, on request, ``bf16`` (bf16
+autocast, contiguous memory). ``--quick`` checks the script in well under a minute (dcgan, one
+round, precision auto, no FLOP count, report printed only). Batch 64 unless ``--batch``. Every configuration starts from the same weights (seed 0).
 
 Method: ``torch.set_num_threads(2)``; one warm-up iteration per configuration applied at every step
 (the lazy ones share their code paths and shapes); then ``--repeats`` rounds (default: dcgan 7,
@@ -67,6 +70,7 @@ from torch.utils.flop_counter import flop_registry
 
 import robustgan.train.loop as loop
 from robustgan.data.images import TensorImageDataset
+from robustgan.hardware import describe_machine, resolve_amp, resolve_channels_last
 from robustgan.train.config import resolve
 
 #: benchmark name -> (robustgan preset, channels of the synthetic images, image side)
@@ -76,8 +80,25 @@ PRECISIONS = {
     "fp32": ["train.amp=none", "train.channels_last=false"],
     "bf16cl": ["train.amp=bf16", "train.channels_last=true"],
     "bf16": ["train.amp=bf16", "train.channels_last=false"],
+    "auto": None,  # resolved per preset on this machine: auto_precision()
 }
-PRECISION_LABELS = {"fp32": "fp32", "bf16cl": "bf16 + channels_last", "bf16": "bf16, contiguous"}
+PRECISION_LABELS = {"fp32": "fp32", "bf16cl": "bf16 + channels_last", "bf16": "bf16, contiguous",
+                    "auto": "auto (resolved on this machine)"}
+
+
+def auto_precision(preset_key: str) -> tuple[list[str], str]:
+    """What ``train.amp=auto train.channels_last=auto`` picks for ``preset_key`` on this CPU:
+    (explicit overrides, one-line reasons)."""
+    arch = "dcgan" if preset_key == "dcgan" else "resnet"
+    cpu = torch.device("cpu")
+    bf16, why_amp = resolve_amp("auto", cpu)
+    cl, why_cl = resolve_channels_last("auto", cpu, arch, bf16=bf16)
+    overrides = [f"train.amp={'bf16' if bf16 else 'none'}", f"train.channels_last={'true' if cl else 'false'}"]
+    return overrides, f"{why_amp}; {why_cl}"
+
+
+def precision_overrides(preset_key: str, precision: str) -> list[str]:
+    return auto_precision(preset_key)[0] if precision == "auto" else list(PRECISIONS[precision])
 #: (regulariser, reg.every)
 CONFIGS = [("none", 1), ("noise", 1), ("gp", 1), ("ar", 1), ("rfm", 1), ("ar", 4), ("rfm", 4)]
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -177,7 +198,7 @@ def build_trainer(preset_key: str, precision: str, reg: str, every: int, batch: 
                   variant: str = "baseline"):
     """A Trainer for ``preset_key`` on synthetic data (fresh weights from seed 0)."""
     preset, channels, size = PRESETS[preset_key]
-    overrides = PRECISIONS[precision] + [
+    overrides = precision_overrides(preset_key, precision) + [
         f"reg.name={reg}", f"reg.every={every}", f"train.batch_size={batch}", f"train.threads={THREADS}",
         "train.device=cpu", "optim.d_steps=1", "log.tensorboard=false", "log.progress=false",
     ]
@@ -516,17 +537,10 @@ def count_flops(preset_key: str, batch: int, variant: str, small_batch: int = 8)
 
 # ----------------------------------------------------------------------------- report
 def machine_description() -> str:
-    model = platform.processor() or ""
-    flags = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "?"
-    return (f"{model or 'unknown CPU'}, {os.cpu_count()} CPU cores visible ({isa}); Python "
-            f"{platform.python_version()}, torch {torch.__version__}, torch threads {torch.get_num_threads()}")
+    m = describe_machine()
+    return (f"{m['cpu']}, {m['cores_available']} cores available, cpu capability {m['cpu_capability']}, native bf16 "
+            f"{'yes' if m['cpu_native_bf16'] else 'no'} ({m['cpu_bf16_reason']}); Python {platform.python_version()}, "
+            f"torch {m['torch']}, torch threads {torch.get_num_threads()}")
 
 
 def fmt(x: float) -> str:
@@ -691,7 +705,11 @@ def parse_args(argv=None):
     p.add_argument("--variant", default="baseline", choices=sorted(VARIANTS),
                    help="monkeypatched library change to time (default baseline: the library as is)")
     p.add_argument("--out", default="docs/benchmarks/training.md", help="Markdown report ('-': print only)")
+    p.add_argument("--quick", action="store_true",
+                   help="check the script: dcgan, 1 round, precision auto, no FLOP count, print only")
     args = p.parse_args(argv)
+    if args.quick:
+        args.presets, args.repeats, args.precisions, args.no_flops, args.out = "dcgan", 1, "auto", True, "-"
 
     def names(text, valid, what):
         out = [t.strip() for t in text.split(",") if t.strip()]
@@ -718,6 +736,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     command = "python benchmarks/bench_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"{command}\n{machine_description()}\nload average at start: {load_start}", flush=True)
+    for key in args.presets:
+        print(f"precision auto for {key}: {' '.join(auto_precision(key)[0])} ({auto_precision(key)[1]})", flush=True)
     sections: list[str] = []
     summary: list[tuple] = []
     loads = []
@@ -750,6 +770,8 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t_start
     body = [f"Generated by `{command}` on {started:%Y-%m-%d %H:%M %Z} in {elapsed / 60:.1f} min.", "",
             f"- Machine: {machine_description()}.",
+            *[f"- Precision `auto` for {key}: {' '.join(auto_precision(key)[0])} ({auto_precision(key)[1]})."
+              for key in args.presets],
             f"- Load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in load_start)}; at end: "
             f"{', '.join(f'{x:.2f}' for x in load_end)}. Other processes share these 2 cores"
             + (f" ({'; '.join(loads)})." if loads else "."),
