@@ -140,6 +140,28 @@ def build_regularizer(cfg: dict):
     return make_regularizer(name, **kw)
 
 
+def _user_data(data):
+    """Users' data: a toy distribution (with ``sample(n, generator=...)``) or images (see robustgan.data.user)."""
+    if callable(getattr(data, "sample", None)) and not hasattr(data, "__getitem__"):
+        return data
+    from ..data.user import as_image_dataset
+    return as_image_dataset(data)
+
+
+def _check_user_models(G: nn.Module, D: nn.Module, cfg: dict) -> tuple[nn.Module, nn.Module]:
+    """Users' own networks: G needs ``z_dim``; robust feature matching needs D's features and w.
+
+    A D without ``features``/``last_linear`` is adapted with :func:`robustgan.adapters.robust_discriminator`
+    (its last Linear(F, 1) or Conv2d(C, 1, k) is w, the input of that layer is phi); the adapter
+    holds the user's own module, so training it trains theirs.
+    """
+    if not isinstance(getattr(G, "z_dim", None), int):
+        raise ValueError(f"{type(G).__name__} has no integer attribute z_dim (the size of its input noise); "
+                         "set G.z_dim = 128 (or your size) before training")
+    from ..adapters import robust_discriminator
+    return G, robust_discriminator(D)
+
+
 class Trainer:
     """Trains one configuration in ``run_dir``; resumes from the last checkpoint there.
 
@@ -149,7 +171,10 @@ class Trainer:
         resume: continue from the latest checkpoint in ``run_dir`` if there is one.
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, resume: bool = True, dist: DistContext | None = None):
+    def __init__(self, cfg: dict, run_dir: str | Path, resume: bool = True, dist: DistContext | None = None, *,
+                 G: nn.Module | None = None, D: nn.Module | None = None, data=None):
+        if (G is None) != (D is None):
+            raise ValueError("pass both G and D (your own pair of networks), or neither")
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dist = dist or DistContext.from_env()
@@ -162,10 +187,13 @@ class Trainer:
             raise ValueError("train.amp=bf16 but this GPU has no bf16 support; use train.amp=none")
 
         torch.manual_seed(cfg["seed"])  # the same initial weights on every process
-        self.data = load_training_data(cfg)
-        self.toy = cfg["data"]["name"] in TOY_NAMES
-        self.G, self.D = build_networks(cfg, self.data)
-        last_linear(self.D)  # the protocol every robustgan D follows; fail early for a custom one
+        self.user_data = data is not None
+        self.data = load_training_data(cfg) if data is None else _user_data(data)
+        self.toy = not hasattr(self.data, "channels")
+        if G is None:
+            self.G, self.D = build_networks(cfg, self.data)
+        else:
+            self.G, self.D = _check_user_models(G, D, cfg)
         self.G.to(self.device)
         self.D.to(self.device)
         if t["channels_last"] and not self.toy:
