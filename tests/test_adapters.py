@@ -1,5 +1,7 @@
 """Adapters: users' discriminators seen through the discriminator protocol."""
 import copy
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -240,3 +242,48 @@ def test_errors_are_clear():
 
     with pytest.raises(TypeError, match="neither the head"):
         robust_discriminator(Shifted())(torch.rand(3, 4))
+
+
+# ----------------------------------------------------------------------------- docs/own-models.md
+OWN_MODELS = Path(__file__).resolve().parents[1] / "docs" / "own-models.md"
+
+
+def own_models_blocks():
+    return re.findall(r"```python\n(.*?)```", OWN_MODELS.read_text(), flags=re.S)
+
+
+def drop_in_loop():
+    """The drop-in loop of docs/own-models.md (the block that iterates over a loader)."""
+    (code,) = [b for b in own_models_blocks() if "for real in loader" in b]
+    return code
+
+
+def test_own_models_doc_runs(tmp_path, monkeypatch):
+    import test_generate  # the hand-made run of tests/test_generate.py
+    monkeypatch.chdir(tmp_path)
+    test_generate.make_run(tmp_path / "runs" / "fmnist-dcgan-gan-rfm", img_size=28)
+    env = {}
+    for i, code in enumerate(own_models_blocks()):
+        if "for real in loader" in code:
+            before = [p.detach().clone() for p in env["netD"].parameters()]
+        exec(compile(code, f"docs/own-models.md block {i}", "exec"), env)
+        if "for real in loader" in code:
+            assert torch.isfinite(env["loss_d"]) and torch.isfinite(env["loss_g"])
+            assert all(not torch.equal(a, b) for a, b in zip(before, env["netD"].parameters()))
+    assert env["images"].shape == (16, 1, 28, 28)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "tutorial", "protocol"])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_drop_in_loop_trains_any_d_and_loader(kind, pairs):
+    G, Dp = build_models("dcgan", img_size=16, channels=1, width=4)
+    D = {"sequential": sequential_d(), "tutorial": TutorialD(), "protocol": Dp}[kind]
+    batches = [torch.rand(8, 1, 16, 16) for _ in range(2)]
+    loader = [(x, torch.zeros(8, dtype=torch.long)) for x in batches] if pairs else batches
+    before = [p.detach().clone() for p in D.parameters()]
+    env = {"torch": torch, "G": G, "D": D, "loader": loader,
+           "opt_d": torch.optim.Adam(D.parameters(), 2e-4, betas=(0.0, 0.9)),
+           "opt_g": torch.optim.Adam(G.parameters(), 2e-4, betas=(0.0, 0.9))}
+    exec(compile(drop_in_loop(), "docs/own-models.md", "exec"), env)
+    assert torch.isfinite(env["loss_d"]) and torch.isfinite(env["loss_g"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, D.parameters()))

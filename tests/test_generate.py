@@ -17,14 +17,14 @@ from robustgan.train.config import resolve
 from robustgan.train.loop import build_networks
 
 
-def make_run(path, toy=False, step=3):
+def make_run(path, toy=False, step=3, img_size=16):
     """A run directory with one checkpoint whose EMA weights differ from G's."""
     if toy:
         cfg = resolve("toy-8gaussians", ["model.width=16"])
         info, shape = get_toy(cfg["data"]["name"]), {"img_size": None, "channels": None}
     else:
         cfg = resolve("fmnist-dcgan", ["model.width=8"])
-        shape = {"img_size": 16, "channels": 1}
+        shape = {"img_size": img_size, "channels": 1}
         info = SimpleNamespace(**shape)
     G, _ = build_networks(cfg, info)
     G_ema = copy.deepcopy(G)
