@@ -287,3 +287,14 @@ def test_drop_in_loop_trains_any_d_and_loader(kind, pairs):
     exec(compile(drop_in_loop(), "docs/own-models.md", "exec"), env)
     assert torch.isfinite(env["loss_d"]) and torch.isfinite(env["loss_g"])
     assert any(not torch.equal(a, b) for a, b in zip(before, D.parameters()))
+
+
+def test_bf16_autocast_first_forward_passes_its_check():
+    D = TutorialD(ndf=8)
+    A = robust_discriminator(D)
+    x = torch.rand(4, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = A(x)
+        rho = robust_feature_matching(A, x)
+    assert out.shape == (4,) and torch.isfinite(rho)
+    torch.testing.assert_close(torch.sigmoid(out.float()), D(x).flatten(), rtol=0.05, atol=0.02)
