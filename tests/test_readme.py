@@ -37,8 +37,6 @@ def _tutorial_d():
                          nn.Conv2d(8, 1, 4, 1, 0, bias=False), nn.Sigmoid())
 
 
-@pytest.mark.xfail(strict=True, reason="README.md's drop-in loop still takes bare tensors and a D with "
-                   "features/last_linear: replace it with the loop of docs/own-models.md and remove this mark")
 @pytest.mark.parametrize("kind, pairs", [("protocol", True), ("tutorial", True), ("tutorial", False)])
 def test_drop_in_example_takes_pairs_and_any_d(kind, pairs):
     G, D = build_models("dcgan", img_size=16, channels=1, width=8)
