@@ -87,3 +87,19 @@ def test_user_inputs_are_checked():
         Trainer(cfg, "unused", G=G, D=D, data=data())
     with pytest.raises(ValueError, match=r"float images must be in \[0, 1\]"):
         Trainer(cfg, "unused", G=MyGenerator(), D=D, data=torch.randn(8, 1, 16, 16))
+
+
+def test_readme_own_models_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = text[text.index("## Your own networks"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"train.steps=2000"', '"train.steps=2", ' + ", ".join(repr(s) for s in SMALL))
+    assert len(code.strip().splitlines()) <= 15
+    monkeypatch.chdir(tmp_path)
+    G, D = make_pair()
+    env = {"my_G": G, "my_D": D, "MyG": MyGenerator, "my_images": torch.rand(32, 1, 16, 16)}
+    exec(compile(code, "README.md", "exec"), env)
+    assert env["images"].shape == (16, 1, 16, 16)
+    assert 0 <= float(env["images"].min()) and float(env["images"].max()) <= 1
