@@ -146,14 +146,16 @@ def test_sweep_table_layout():
 def test_grid_expands_attacks_only_for_attack_regularizers():
     cells = expand_cells(["gan", "lsgan", "wgan"], ["none", "noise", "gp", "ar", "rfm"], ["fgm", "pgd"],
                          ["discriminator", "loss"])
-    assert len(cells) == 3 * (3 + 2 * 2 * 2)
+    # gp has a target (gp on f o D for the robust loss) but no attack: gan-gp and gan-gp-loss
+    assert len(cells) == 3 * (2 + 2 + 2 * 2 * 2)
     assert len({c.id for c in cells}) == len(cells)
     for c in cells:
         assert (c.attack is None) == (c.reg not in ("ar", "rfm"))
-        assert (c.target is None) == (c.reg not in ("ar", "rfm"))
-    assert [c.id for c in cells[:5]] == ["gan-none", "gan-noise", "gan-gp", "gan-ar-fgm-discriminator",
-                                         "gan-ar-fgm-loss"]
-    assert len(expand_cells(["gan"], ["none", "gp"], ["fgm", "pgd", "cw"], ["discriminator", "loss"])) == 2
+        assert (c.target is None) == (c.reg not in ("ar", "rfm", "gp") or (c.reg == "gp" and c.target is None))
+    assert [c.id for c in cells[:6]] == ["gan-none", "gan-noise", "gan-gp", "gan-gp-loss",
+                                         "gan-ar-fgm-discriminator", "gan-ar-fgm-loss"]
+    assert len(expand_cells(["gan"], ["none", "gp"], ["fgm", "pgd", "cw"], ["discriminator", "loss"])) == 3
+    assert len(expand_cells(["gan"], ["none", "r1", "r2", "r1r2"], ["fgm", "pgd"], ["discriminator", "loss"])) == 4
     with pytest.raises(ValueError, match="unknown regs 'foo'"):
         expand_cells(["gan"], ["foo"])
     with pytest.raises(ValueError, match="twice"):

@@ -137,7 +137,7 @@ def test_shared_forward_gives_same_penalty():
         reg = make_regularizer(name, lam=2.0)
         plain = reg.penalty(D, x, x)
         xg = x.clone().requires_grad_(True)
-        shared = reg.penalty(D, x, xg, features_fake=D.features(xg))
+        shared = reg.penalty(D, x, xg, fake_features=D.features(xg))
         assert shared.item() == pytest.approx(plain.item(), rel=1e-5)
 
 
