@@ -192,6 +192,63 @@ def test_nan_stops_with_checkpoint_intact(tmp_path, capsys):
     assert "became nan" in (tmp_path / "log.txt").read_text()
 
 
+def test_nan_between_log_ticks_never_reaches_a_checkpoint(tmp_path):
+    # Losses are read back only at log ticks and before samples, evaluations and checkpoints:
+    # a NaN at step 12 with log.every=20 is seen at the checkpoint of step 15, before it is written.
+    cfg = toy_cfg("log.every=20", "log.samples_every=100", steps=20)
+    tr = Trainer(cfg, tmp_path)
+    _nan_after(tr, 12)
+    with pytest.raises(TrainingDiverged, match=r"loss_d became nan at step 12; .*ckpt-00000010.pt\) is intact"):
+        tr.fit()
+    assert tr.step == 15  # seen late, at the next check
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)][-1] == "ckpt-00000010.pt"
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
+    assert all(torch.isfinite(v).all() for v in state["D"].values() if v.is_floating_point())
+
+
+def test_nan_message_does_not_suggest_rollback_when_it_is_set(tmp_path):
+    cfg = toy_cfg("train.on_nan=rollback", "train.max_rollbacks=0", steps=20)
+    tr = Trainer(cfg, tmp_path)
+    _nan_after(tr, 12)
+    with pytest.raises(TrainingDiverged) as info:
+        tr.fit()
+    assert "set train.on_nan=rollback" not in str(info.value)
+    assert "0 of train.max_rollbacks=0 rollbacks were used" in str(info.value)
+
+
+def test_logged_averages_do_not_depend_on_where_a_run_resumed(tmp_path):
+    # log.every (10) > checkpoint_every (5): a run stopped at step 5 and resumed must log the
+    # same window averages at steps 10 and 20 as a run that was never interrupted.
+    cfg = toy_cfg("log.every=10", "log.checkpoint_every=5", steps=20)
+    Trainer(cfg, tmp_path / "full").fit()
+
+    class Stop(Exception):
+        pass
+
+    tr = Trainer(cfg, tmp_path / "resumed")
+    orig_save = tr.save
+
+    def save_then_stop():
+        out = orig_save()
+        raise Stop()
+
+    tr.save = save_then_stop
+    with pytest.raises(Stop):
+        tr.fit()
+    assert tr.step == 5
+    Trainer(cfg, tmp_path / "resumed").fit()
+
+    def train_rows(run):
+        rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r for r in rows if r["kind"] == "train"}
+
+    full, resumed = train_rows(tmp_path / "full"), train_rows(tmp_path / "resumed")
+    assert sorted(full) == sorted(resumed) == [10, 20]
+    for step in (10, 20):
+        for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+            assert resumed[step][key] == full[step][key], (step, key)
+
+
 def test_nan_rollback_lowers_lr_and_finishes(tmp_path):
     cfg = toy_cfg("train.on_nan=rollback", steps=20)
     tr = Trainer(cfg, tmp_path)

@@ -64,7 +64,8 @@ def last_linear(D: nn.Module) -> nn.Linear:
         raise TypeError(
             f"{type(D).__name__} does not follow the discriminator protocol: robust feature matching "
             "needs D.features(x) -> (B, F) and D.last_linear = nn.Linear(F, 1) with "
-            "D(x) == D.last_linear(D.features(x)).squeeze(-1) (see docs/models.md)")
+            "D(x) == D.last_linear(D.features(x)).squeeze(-1); wrap it with "
+            "robustgan.adapters.robust_discriminator(D) (see docs/own-models.md)")
     return layer
 
 

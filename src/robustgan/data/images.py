@@ -270,7 +270,8 @@ def _where(dirs: Sequence[Path], root) -> str:
 
 
 def _download_hint(name: str) -> str:
-    return "pass download=True (--download on the command line) when online" if name in SOURCES else ""
+    return (f"pass download=True (data.download=true for robustgan train, or run robustgan download {name}) "
+            "when online") if name in SOURCES else ""
 
 
 def _check_split(name: str, split: str, allowed: Sequence[str]) -> str:
@@ -556,7 +557,7 @@ def load_folder(root: str | os.PathLike | None, split: str = "train", img_size: 
     whole folder).
     """
     if root is None:
-        raise ValueError("the folder data set needs root=<folder of images> (--data-root on the command line)")
+        raise ValueError("the folder data set needs root=<folder of images> (data.root=<folder> for robustgan train)")
     _check_split("folder", split, ("train", "all"))
     root = Path(root).expanduser()
     if not root.is_dir():

@@ -108,6 +108,28 @@ def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
     return build_models(arch, **settings)
 
 
+def _user_data(data):
+    """Users' data: a toy distribution (with ``sample(n, generator=...)``) or images (see robustgan.data.user)."""
+    if callable(getattr(data, "sample", None)) and not hasattr(data, "__getitem__"):
+        return data
+    from ..data.user import as_image_dataset
+    return as_image_dataset(data)
+
+
+def _check_user_models(G: nn.Module, D: nn.Module, cfg: dict) -> tuple[nn.Module, nn.Module]:
+    """Users' own networks: G needs ``z_dim``; robust feature matching needs D's features and w.
+
+    A D without ``features``/``last_linear`` is adapted with :func:`robustgan.adapters.robust_discriminator`
+    (its last Linear(F, 1) or Conv2d(C, 1, k) is w, the input of that layer is phi); the adapter
+    holds the user's own module, so training it trains theirs.
+    """
+    if not isinstance(getattr(G, "z_dim", None), int):
+        raise ValueError(f"{type(G).__name__} has no integer attribute z_dim (the size of its input noise); "
+                         "set G.z_dim = 128 (or your size) before training")
+    from ..adapters import robust_discriminator
+    return G, robust_discriminator(D)
+
+
 class Trainer:
     """Trains one configuration in ``run_dir``; resumes from the last checkpoint there.
 
@@ -117,7 +139,10 @@ class Trainer:
         resume: continue from the latest checkpoint in ``run_dir`` if there is one.
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, resume: bool = True, dist: DistContext | None = None):
+    def __init__(self, cfg: dict, run_dir: str | Path, resume: bool = True, dist: DistContext | None = None, *,
+                 G: nn.Module | None = None, D: nn.Module | None = None, data=None):
+        if (G is None) != (D is None):
+            raise ValueError("pass both G and D (your own pair of networks), or neither")
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dist = dist or DistContext.from_env()
@@ -130,10 +155,13 @@ class Trainer:
             raise ValueError("train.amp=bf16 but this GPU has no bf16 support; use train.amp=none")
 
         torch.manual_seed(cfg["seed"])  # the same initial weights on every process
-        self.data = load_training_data(cfg)
-        self.toy = cfg["data"]["name"] in TOY_NAMES
-        self.G, self.D = build_networks(cfg, self.data)
-        last_linear(self.D)  # the protocol every robustgan D follows; fail early for a custom one
+        self.user_data = data is not None
+        self.data = load_training_data(cfg) if data is None else _user_data(data)
+        self.toy = not hasattr(self.data, "channels")
+        if G is None:
+            self.G, self.D = build_networks(cfg, self.data)
+        else:
+            self.G, self.D = _check_user_models(G, D, cfg)
         self.G.to(self.device)
         self.D.to(self.device)
         if t["channels_last"] is True and not self.toy:
@@ -155,6 +183,7 @@ class Trainer:
         self.lr_scale = 1.0  # lowered by NaN rollbacks
         self.rollbacks = 0
         self.last_checkpoint: Path | None = None
+        self.window = StatsWindow(self.device)
         if self.dist.enabled:
             self.dist.broadcast_module(self.G)
             self.dist.broadcast_module(self.D)
@@ -183,6 +212,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": self.dist.gather_objects(ckpt.rng_state()),
             "config": self.cfg,
+            "log_window": self.window.state_dict(),
             "data_shape": {"img_size": getattr(self.data, "img_size", None),
                            "channels": getattr(self.data, "channels", None)},
         }
@@ -198,6 +228,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.step, self.d_iter = int(state["step"]), int(state["d_iter"])
         self.lr_scale, self.rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
+        self.window.load_state_dict(state.get("log_window"))
         rng = state["rng"]
         if len(rng) == self.dist.world:
             ckpt.set_rng_state(rng[self.dist.rank])
@@ -333,15 +364,7 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=steps, initial=self.step, desc=f"{cfg['loss']}+{cfg['reg']['name']}", unit="step",
                        dynamic_ncols=True)
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-
-        def add(key, value):
-            if value is not None:
-                sums[key] = sums.get(key, 0.0) + float(value)
-                counts[key] = counts.get(key, 0) + 1
-
-        n_steps = 0
+        window = self.window
         t0 = time.perf_counter()
         last_d = None
         try:
@@ -349,35 +372,44 @@ class Trainer:
                 self._set_lr()
                 for _ in range(cfg["optim"]["d_steps"]):
                     last_d = self.d_step()
-                    self._check_finite("loss_d", last_d["loss_d"], last_d["penalty"])
                     for k in ("loss_d", "penalty", "d_real", "d_fake"):
-                        add(k, last_d[k])
+                        window.add(k, last_d[k], self.step)
                 g = self.g_step()
-                self._check_finite("loss_g", g["loss_g"])
+                window.add("loss_g", g["loss_g"], self.step)
                 self.step += 1
                 self._update_ema()
-                add("loss_g", g["loss_g"])
-                n_steps += 1
+                window.steps += 1
                 if bar is not None:
                     bar.update(1)
-                if self.step % lg["every"] == 0 or self.step == steps:
-                    elapsed = time.perf_counter() - t0
-                    report = {k: v / counts[k] for k, v in sums.items()}
+                log_now = self.step % lg["every"] == 0 or self.step == steps
+                samples_now = self.step % lg["samples_every"] == 0 or self.step == steps
+                eval_now = bool(lg["eval_every"]) and self.step % lg["eval_every"] == 0 and self.step != steps
+                ckpt_now = self.step % lg["checkpoint_every"] == 0 or self.step == steps
+                if log_now or samples_now or eval_now or ckpt_now:
+                    # The only host synchronisation of the loop: losses are checked here, so a NaN
+                    # is seen at most this many steps late and no checkpoint ever holds one.
+                    self._check_finite(window)
+                if log_now:
+                    window.seconds += time.perf_counter() - t0
+                    report = window.means()
                     report["robustness"] = discriminator_robustness(self.D, last_d["fake"], self.robust_delta)
-                    report["step_time"] = elapsed / n_steps
+                    report["step_time"] = window.seconds / max(1, window.steps)
                     report["lr_d"] = self.opt_d.param_groups[0]["lr"]
                     report["lr_g"] = self.opt_g.param_groups[0]["lr"]
                     self.logger.scalars(self.step, report)
                     if bar is not None:
                         bar.set_postfix(loss_d=f"{report['loss_d']:.3f}", loss_g=f"{report['loss_g']:.3f}")
-                    sums, counts, n_steps, t0 = {}, {}, 0, time.perf_counter()
-                if self.step % lg["samples_every"] == 0 or self.step == steps:
+                    window.reset()
+                    t0 = time.perf_counter()
+                if samples_now:
                     self.write_samples()
-                if lg["eval_every"] and self.step % lg["eval_every"] == 0 and self.step != steps:
+                if eval_now:
                     self._log_eval()
-                if self.step % lg["checkpoint_every"] == 0 or self.step == steps:
+                if ckpt_now:
                     self.dist.sync_buffers(self.G)
                     self.dist.sync_buffers(self.D)
+                    window.seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
                     self.save()
         except _Rollback:
             if bar is not None:
@@ -398,13 +430,14 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not path.exists():
             return False
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if row.get("kind") == "eval" and row.get("step") == step:
-                return True
+        with open(path) as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("kind") == "eval" and row.get("step") == step:
+                    return True
         return False
 
     def _log_eval(self) -> dict:
@@ -419,27 +452,103 @@ class Trainer:
         self.logger.scalars(self.step, metrics, kind="eval")
         return metrics
 
-    def _check_finite(self, name: str, *values) -> None:
-        for v in values:
-            if v is not None and not torch.isfinite(v).all():
-                where = f"{self.last_checkpoint}" if self.last_checkpoint else "none written yet"
-                if self.cfg["train"]["on_nan"] == "rollback" and self.last_checkpoint is not None \
-                        and self.rollbacks < self.cfg["train"]["max_rollbacks"]:
-                    self.logger.text(f"{name} is {float(v)} at step {self.step}; rolling back to {where}")
-                    raise _Rollback()
-                msg = (f"{name} became {float(v)} at step {self.step}; the run stopped and the last good checkpoint "
-                       f"({where}) is intact. Lower the learning rates (optim.lr_d / optim.lr_g), strengthen the "
-                       f"regulariser, or set train.on_nan=rollback")
-                self.logger.text(msg)
-                self.logger.close()
-                raise TrainingDiverged(msg)
+    def _check_finite(self, window: "StatsWindow") -> None:
+        bad = window.first_nonfinite()
+        if bad is None:
+            return
+        name, value, at = bad
+        where = f"{self.last_checkpoint}" if self.last_checkpoint else "none written yet"
+        rollback = self.cfg["train"]["on_nan"] == "rollback"
+        if rollback and self.last_checkpoint is not None and self.rollbacks < self.cfg["train"]["max_rollbacks"]:
+            self.logger.text(f"{name} became {value} at step {at} (seen at step {self.step}); rolling back to {where}")
+            raise _Rollback()
+        if rollback:
+            advice = (f"the last checkpoint is intact ({where}); {self.rollbacks} of train.max_rollbacks="
+                      f"{self.cfg['train']['max_rollbacks']} rollbacks were used. Lower the learning rates "
+                      f"(optim.lr_d / optim.lr_g) or strengthen the regulariser")
+        else:
+            advice = (f"the last good checkpoint ({where}) is intact. Lower the learning rates (optim.lr_d / "
+                      f"optim.lr_g), strengthen the regulariser, or set train.on_nan=rollback")
+        msg = f"{name} became {value} at step {at}; the run stopped and {advice}"
+        self.logger.text(msg)
+        self.logger.close()
+        raise TrainingDiverged(msg)
 
     def _rollback_and_continue(self) -> dict:
         rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * 0.5
         self.load_state(ckpt.load_checkpoint(self.last_checkpoint, map_location=self.device))
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self.logger.rewind(self.step) if hasattr(self.logger, "rewind") else self.logger._truncate_after(self.step)
         self.logger.text(f"rolled back to step {self.step}; learning rates scaled by {self.lr_scale}")
         return self.fit()
+
+
+class StatsWindow:
+    """Training statistics since the last log tick, summed on the training device.
+
+    Adding a value is a device operation (no host synchronisation); :meth:`means` and
+    :meth:`first_nonfinite` read everything back in one transfer at a log tick. The window is
+    saved in checkpoints, so a run resumed between two ticks logs the same averages as a run
+    that was never interrupted.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.first_bad: dict[str, torch.Tensor] = {}  # per key: first step with a non-finite value, or -1
+        self.steps = 0
+        self.seconds = 0.0
+
+    def add(self, key: str, value: torch.Tensor | None, step: int) -> None:
+        if value is None:
+            return
+        v = value.detach().float().reshape(())
+        if key in self.sums:
+            self.sums[key] = self.sums[key] + v
+            self.counts[key] += 1
+        else:
+            self.sums[key] = v.clone()
+            self.counts[key] = 1
+            self.first_bad[key] = torch.full((), -1, dtype=torch.long, device=v.device)
+        fb = self.first_bad[key]
+        self.first_bad[key] = torch.where((fb < 0) & ~torch.isfinite(v), torch.full_like(fb, step), fb)
+
+    def first_nonfinite(self) -> tuple[str, float, int] | None:
+        """(key, value, step) of the earliest non-finite value in the window, or None."""
+        if not self.sums:
+            return None
+        keys = list(self.sums)
+        steps = torch.stack([self.first_bad[k] for k in keys]).tolist()
+        bad = [(s, k) for s, k in zip(steps, keys) if s >= 0]
+        if not bad:
+            return None
+        step, key = min(bad)
+        return key, float(self.sums[key]), step
+
+    def means(self) -> dict[str, float]:
+        keys = list(self.sums)
+        if not keys:
+            return {}
+        values = torch.stack([self.sums[k] for k in keys]).tolist()
+        return {k: v / self.counts[k] for k, v in zip(keys, values)}
+
+    def state_dict(self) -> dict:
+        return {"sums": {k: v.detach().cpu() for k, v in self.sums.items()}, "counts": dict(self.counts),
+                "steps": self.steps, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self.reset()
+        if not state:
+            return
+        for k, v in state["sums"].items():
+            self.sums[k] = v.to(self.device)
+            self.first_bad[k] = torch.full((), -1, dtype=torch.long, device=self.device)
+        self.counts = {k: int(c) for k, c in state["counts"].items()}
+        self.steps, self.seconds = int(state["steps"]), float(state["seconds"])
 
 
 class _Rollback(Exception):

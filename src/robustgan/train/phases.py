@@ -73,14 +73,18 @@ class DiscriminatorLoss:
         if "fake" in grads:
             fake = fake.detach().requires_grad_(True)
         with self.autocast():
-            fake_features = self.D.features(fake)
-            d_fake = self.D.last_linear(fake_features).squeeze(-1)
+            fake_features = None
+            if "fake" in grads:  # the penalty differentiates this very pass: keep the features
+                fake_features = self.D.features(fake)
+                d_fake = self.D.last_linear(fake_features).squeeze(-1)
+            else:
+                d_fake = self.D(fake)
             d_real = self.D(real)
             loss = self.objective.d_loss(d_real.float(), d_fake.float())
             penalty = None
             if apply:
                 penalty = self.reg.penalty(self.D, real, fake, objective=self.objective,
-                                           fake_features=fake_features if "fake" in grads else None,
+                                           fake_features=fake_features,
                                            d_real=d_real if "real" in grads else None)
         total = loss if penalty is None else loss + self.every * penalty
         stats = {"loss_d": loss.detach(), "penalty": None if penalty is None else penalty.detach(),
