@@ -210,7 +210,7 @@ def test_ar_accepts_b1_outputs():
     # the trainer's path: features computed once with x.requires_grad and reused
     xg = x.clone().requires_grad_(True)
     for reg in (AdversarialRegularizer(lam=1.0), RobustFeatureMatching(lam=1.0)):
-        reused = reg.rho(A, x, xg, features_fake=A.features(xg))
+        reused = reg.rho(A, x, xg, fake_features=A.features(xg))
         torch.testing.assert_close(reused, reg.rho(A, x, x), **TOL)
 
 

@@ -146,14 +146,16 @@ def test_sweep_table_layout():
 def test_grid_expands_attacks_only_for_attack_regularizers():
     cells = expand_cells(["gan", "lsgan", "wgan"], ["none", "noise", "gp", "ar", "rfm"], ["fgm", "pgd"],
                          ["discriminator", "loss"])
-    assert len(cells) == 3 * (3 + 2 * 2 * 2)
+    # gp has a target (gp on f o D for the robust loss) but no attack: gan-gp and gan-gp-loss
+    assert len(cells) == 3 * (2 + 2 + 2 * 2 * 2)
     assert len({c.id for c in cells}) == len(cells)
     for c in cells:
         assert (c.attack is None) == (c.reg not in ("ar", "rfm"))
-        assert (c.target is None) == (c.reg not in ("ar", "rfm"))
-    assert [c.id for c in cells[:5]] == ["gan-none", "gan-noise", "gan-gp", "gan-ar-fgm-discriminator",
-                                         "gan-ar-fgm-loss"]
-    assert len(expand_cells(["gan"], ["none", "gp"], ["fgm", "pgd", "cw"], ["discriminator", "loss"])) == 2
+        assert (c.target is None) == (c.reg not in ("ar", "rfm", "gp") or (c.reg == "gp" and c.target is None))
+    assert [c.id for c in cells[:6]] == ["gan-none", "gan-noise", "gan-gp", "gan-gp-loss",
+                                         "gan-ar-fgm-discriminator", "gan-ar-fgm-loss"]
+    assert len(expand_cells(["gan"], ["none", "gp"], ["fgm", "pgd", "cw"], ["discriminator", "loss"])) == 3
+    assert len(expand_cells(["gan"], ["none", "r1", "r2", "r1r2"], ["fgm", "pgd"], ["discriminator", "loss"])) == 4
     with pytest.raises(ValueError, match="unknown regs 'foo'"):
         expand_cells(["gan"], ["foo"])
     with pytest.raises(ValueError, match="twice"):
@@ -472,3 +474,22 @@ def test_ray_executor_runs_two_tiny_runs(tmp_path):
     # the same job in this process gives the same numbers (same seed, one thread each)
     (same,) = LocalExecutor(inprocess=True).run([Job("r0", tmp_path / "again", "toy-8gaussians", TINY)])
     assert same["final"] == pytest.approx(ok["final"], rel=1e-6)
+
+
+def test_grid_dry_run_lists_the_new_names(tmp_path, capsys):
+    assert grid.main(["--preset", "toy-8gaussians", "--out", str(tmp_path), "--losses", "gan,rpgan", "--regs",
+                      "none,noise,gp,r1,r2,r1r2,ar,rfm", "--seeds", "1", "--tune", "reg.lam=default",
+                      "--dry-run", "train.steps=5", "reg.attack_steps=3"]) == 0
+    text = capsys.readouterr().out
+    assert "16 cells, 16 runs" in text
+    for cell in ("rpgan-r1r2", "gan-r1", "gan-r2", "rpgan-ar-fgm-discriminator"):
+        assert cell in text
+    # reg.lam=default: each cell's default weight x 0.1, 1, 10 (r1: gamma 0.05, 0.5, 5)
+    assert "gan-r1-lam0.05" in text and "gan-r1-lam5" in text and "gan-ar-fgm-discriminator-lam1000" in text
+    # a grid-wide attack option is left out of cells whose regulariser / attack does not take it
+    cells = expand_cells(["gan"], ["none", "ar"], ["fgm", "pgd"])
+    base = ["reg.attack_steps=3", "optim.d_steps=2"]
+    jobs = grid.grid_jobs(cells, [0], tmp_path, "toy-8gaussians", base)
+    assert [("reg.attack_steps=3" in j.overrides) for j in jobs] == [False, False, True]
+    for j in jobs:
+        j.config()  # every cell's config is valid

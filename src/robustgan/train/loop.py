@@ -17,12 +17,14 @@ import torch
 import torch.nn as nn
 
 from ..objectives import get_objective
-from ..ranges import delta_for_range, range_to_uint8, uint8_to_range
-from ..regularizers import discriminator_robustness, last_linear, make_regularizer
+from ..ranges import range_to_uint8, uint8_to_range
+from ..regularizers import discriminator_robustness, last_linear
 from . import checkpoint as ckpt
-from .config import dump, regularizer_lambda
+from .build import build_regularizer, pixel_units as _pixel_units, scaled_delta as _scaled_delta  # noqa: F401
+from .config import dump
 from .distributed import DistContext
 from .logging import RunLogger, save_grid, save_scatter
+from .phases import DiscriminatorLoss, GeneratorLoss
 
 TOY_NAMES = ("8gaussians", "25gaussians", "swissroll")
 
@@ -96,7 +98,7 @@ def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
     from ..models import build_models
     m = dict(cfg["model"])
     arch = m.pop("arch")
-    settings = {k: v for k, v in m.items() if v is not None}
+    settings = {k: v for k, v in m.items() if v is not None and not (k == "spectral_norm" and v is False)}
     if arch != "mlp":
         if not hasattr(data, "channels"):
             raise ValueError(f"model.arch={arch} needs image data, but data.name={cfg['data']['name']} is 2-D; use model.arch=mlp")
@@ -104,40 +106,6 @@ def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
     elif hasattr(data, "channels"):
         raise ValueError("model.arch=mlp is for 2-D toy data; use dcgan or resnet for images")
     return build_models(arch, **settings)
-
-
-def _pixel_units(value: float, cfg: dict) -> float:
-    """A length given in [0, 1] pixel units (reg.delta, reg.sigma) in the model's units."""
-    out_range = cfg["model"]["out_range"]
-    if out_range == "none" or cfg["model"]["arch"] == "mlp":
-        return float(value)  # 2-D data: lengths are in data units
-    return delta_for_range(value, out_range)
-
-
-def _scaled_delta(cfg: dict) -> float:
-    return _pixel_units(cfg["reg"]["delta"], cfg)
-
-
-def build_regularizer(cfg: dict):
-    r = cfg["reg"]
-    name = r["name"]
-    lam = regularizer_lambda(cfg)
-    if name == "none":
-        return make_regularizer("none")
-    if name == "noise":
-        anneal = int(round(r["anneal"] * cfg["train"]["steps"] * cfg["optim"]["d_steps"]))
-        return make_regularizer("noise", sigma=_pixel_units(r["sigma"], cfg), anneal_steps=anneal)
-    if name == "gp":
-        return make_regularizer("gp", lam=lam)
-    attack_kwargs = {}
-    if r["attack"] in ("pgd", "cw"):
-        attack_kwargs["steps"] = int(r["attack_steps"])
-    if r["attack"] == "pgd":
-        attack_kwargs["p"] = r["attack_norm"]
-    kw = dict(lam=lam, delta=_scaled_delta(cfg), attack=r["attack"], attack_kwargs=attack_kwargs, target=r["target"])
-    if name == "rfm":
-        kw["alpha"] = r["alpha"]
-    return make_regularizer(name, **kw)
 
 
 def _user_data(data):
@@ -179,7 +147,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.dist = dist or DistContext.from_env()
         t, o = cfg["train"], cfg["optim"]
-        if t["threads"]:
+        if t["threads"] not in (0, "auto"):
             torch.set_num_threads(int(t["threads"]))
         self.device = self.dist.device if self.dist.enabled else resolve_device(t["device"])
         self.amp = t["amp"] == "bf16"
@@ -196,7 +164,7 @@ class Trainer:
             self.G, self.D = _check_user_models(G, D, cfg)
         self.G.to(self.device)
         self.D.to(self.device)
-        if t["channels_last"] and not self.toy:
+        if t["channels_last"] is True and not self.toy:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = None
@@ -283,7 +251,7 @@ class Trainer:
         if self.toy:
             return x.float()
         x = uint8_to_range(x, self.cfg["model"]["out_range"])
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg["train"]["channels_last"] else x
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg["train"]["channels_last"] is True else x
 
     def _set_lr(self) -> None:
         o = self.cfg["optim"]
@@ -312,48 +280,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ phases
     def d_step(self) -> dict:
-        """One discriminator step; returns detached statistics."""
-        B = self.cfg["train"]["batch_size"]
-        every = self.cfg["reg"]["every"]
+        """One discriminator step; returns detached statistics and the (clean) fake batch."""
         real = self._to_model(self.batches.batch(self.d_iter))
         with torch.no_grad(), self.autocast():
-            fake = self.G(self._z(B))
-        fake = fake.float()
-        if self.cfg["train"]["channels_last"] and not self.toy:
-            fake = fake.contiguous(memory_format=torch.channels_last)
-        real_in, fake_in = self.reg.perturb(real, fake, self.d_iter)
-        apply_reg = self.reg.lam > 0 and self.d_iter % every == 0
-        share = apply_reg and self.reg.uses_fake_forward and self.reg.attack in ("fgm", "fgsm")
+            fake = self.G(self._z(self.cfg["train"]["batch_size"])).float()
+        if real.dim() == 4 and real.is_contiguous(memory_format=torch.channels_last):
+            fake = fake.contiguous(memory_format=torch.channels_last)  # D sees one memory format
         self.D.requires_grad_(True)
-        with self.autocast():
-            if share:
-                fake_in = fake_in.detach().requires_grad_(True)
-                feats = self.D.features(fake_in)
-                d_fake = self.D.last_linear(feats).squeeze(-1)
-            else:
-                feats = None
-                d_fake = self.D(fake_in)
-            d_real = self.D(real_in)
-            loss = self.objective.d_loss(d_real.float(), d_fake.float())
-            penalty = torch.zeros((), device=self.device)
-            if apply_reg:
-                penalty = every * self.reg.penalty(self.D, real_in, fake_in, objective=self.objective,
-                                                   features_fake=feats)
+        loss_fn = DiscriminatorLoss(self.D, self.objective, self.reg, self.cfg["reg"]["every"], self.autocast)
+        loss, stats = loss_fn(real, fake, self.d_iter)
         self.opt_d.zero_grad(set_to_none=True)
-        (loss + penalty).backward()
+        loss.backward()
         self.dist.average_gradients(self.D)
         self.opt_d.step()
         self.d_iter += 1
-        return {"loss_d": loss.detach(), "penalty": penalty.detach() / every if apply_reg else None,
-                "d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean(),
-                "fake": fake}
+        return {**stats, "fake": fake}
 
     def g_step(self) -> dict:
-        B = self.cfg["train"]["batch_size"]
+        """One generator step (D frozen); returns the detached loss."""
+        loss_fn = GeneratorLoss(self.D, self.objective, self.reg, self.autocast)
+        # a loss whose generator term needs real data (rpgan) reuses the last D step's batch
+        real = self._to_model(self.batches.batch(max(self.d_iter - 1, 0))) if loss_fn.needs_real else None
         self.D.requires_grad_(False)  # no parameter gradients for D in the generator phase
         with self.autocast():
-            fake = self.G(self._z(B))
-            loss = self.objective.g_loss(self.D(fake).float())
+            fake = self.G(self._z(self.cfg["train"]["batch_size"]))
+        loss = loss_fn(fake, real, self.d_iter)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.dist.average_gradients(self.G)
