@@ -480,3 +480,30 @@ def test_residual_block_plain_has_no_skip():
 def test_discriminator_classes_exported():
     assert ARCHITECTURES["dcgan"][1] is DCGANDiscriminator
     assert ARCHITECTURES["mlp"][1] is MLPDiscriminator
+
+
+# ---------------------------------------------------------------- checkpoint compatibility
+
+#: tiny G / D state dicts with inputs and eval-mode outputs, saved by the models as they were before
+#: the constructors shared their settings code (each case: arch, settings, G, D, z, x, G_out, D_out)
+SAVED_STATES = Path(__file__).resolve().parent / "data" / "models_state_v1.pt"
+
+
+def _saved_cases():
+    return torch.load(SAVED_STATES, weights_only=True)
+
+
+@pytest.mark.parametrize("case", ["resnet", "resnet_plain_none", "dcgan", "dcgan_none", "mlp"])
+def test_state_dicts_saved_by_earlier_models_still_load(case):
+    saved = _saved_cases()[case]
+    G, D = build_models(saved["arch"], **saved["settings"])
+    for net, key in ((G, "G"), (D, "D")):
+        # same names, in the same order, with the same shapes: the strict load below checks the rest
+        assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == [
+            (k, tuple(v.shape)) for k, v in saved[key].items()
+        ]
+        net.load_state_dict(saved[key])
+        net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(G(saved["z"]), saved["G_out"], rtol=0, atol=1e-6)
+        torch.testing.assert_close(D(saved["x"]), saved["D_out"], rtol=0, atol=1e-6)

@@ -6,6 +6,9 @@ Every discriminator follows the robustgan protocol (see :class:`Discriminator`):
 * ``D.last_linear``: an ``nn.Linear(F, 1)``, the w (and bias) of ``D(x) = w^T phi(x) + b``;
 * ``D(x) -> (B,)``: logits, exactly ``D.last_linear(D.features(x)).squeeze(-1)``.
 
+The built-in networks validate and store their constructor settings through one helper,
+:meth:`Network.configure`, so every constructor only lists its settings and builds its layers.
+
 Every generator has ``G.z_dim`` and ``G.out_range`` and maps ``z ~ N(0, I)`` of shape
 ``(B, z_dim)`` to images ``(B, C, H, W)`` in ``out_range`` (or points ``(B, dim)`` for the MLP).
 """
@@ -27,6 +30,7 @@ __all__ = [
     "make_norm2d",
     "make_norm1d",
     "make_output_activation",
+    "Network",
     "Generator",
     "Discriminator",
     "init_weights",
@@ -128,14 +132,71 @@ def make_output_activation(out_range: str) -> nn.Module:
     return nn.Identity()
 
 
-class Generator(nn.Module):
+#: constructor setting -> its check (each raises a one-line ValueError naming the valid values)
+_SETTING_CHECKS = {
+    "width": lambda v: check_positive_int("width", v),
+    "channels": lambda v: check_positive_int("channels", v),
+    "dim": lambda v: check_positive_int("dim", v),
+    "depth": lambda v: check_positive_int("depth", v),
+    "nonlinearity": lambda v: check_choice("nonlinearity", v, NONLINEARITIES),
+    "normalisation": lambda v: check_choice("normalisation", v, NORMALISATIONS),
+}
+
+
+class Network(nn.Module):
+    """What every built-in generator and discriminator shares: checked, stored settings.
+
+    Class attributes a subclass may narrow: ``block_choices`` (the ``block`` values it builds) with
+    ``block_hint`` (said when another is asked for), ``out_ranges`` (generators).
+    """
+
+    block_choices: tuple[str, ...] = BLOCKS
+    block_hint: str = ""
+
+    def configure(self, **settings) -> int | None:
+        """Check each setting (in the order given) and store it as an attribute of the same name.
+
+        Known names: ``width``, ``channels``, ``dim``, ``depth`` (positive ints), ``block`` (one of
+        ``self.block_choices``), ``nonlinearity``, ``normalisation`` and ``img_size``, which also sets
+        ``self.base`` (the side of the smallest map).
+        Returns the number of 2x resolution stages for ``img_size`` (None without it).
+        Raises a one-line ValueError for a bad value.
+        """
+        n_stages = None
+        for name, value in settings.items():
+            if name == "img_size":
+                self.base, n_stages = resolve_img_size(value)
+            elif name == "block":
+                self._check_block(value)
+            elif name in _SETTING_CHECKS:
+                _SETTING_CHECKS[name](value)
+            else:  # pragma: no cover - a programming error in a constructor
+                raise TypeError(f"configure() got an unknown setting {name!r}")
+            setattr(self, name, value)
+        return n_stages
+
+    def _check_block(self, block) -> None:
+        if block in self.block_choices:
+            return
+        if len(self.block_choices) == 1:
+            hint = f"; {self.block_hint}" if self.block_hint else ""
+            raise ValueError(f"{type(self).__name__} supports block={self.block_choices[0]!r} only, got {block!r}{hint}")
+        check_choice("block", block, self.block_choices)
+
+
+class Generator(Network):
     """Base class of robustgan generators: sets ``z_dim`` / ``out_range`` and checks ``z``.
 
     Subclasses implement :meth:`generate`; ``forward(z)`` checks that ``z`` is ``(B, z_dim)``.
+    A subclass that sets the class attribute ``out_ranges`` gets ``out_range`` checked against it.
     """
+
+    out_ranges: tuple[str, ...] | None = None
 
     def __init__(self, z_dim: int, out_range: str):
         super().__init__()
+        if self.out_ranges is not None:
+            check_choice("out_range", out_range, self.out_ranges)
         self.z_dim = check_positive_int("z_dim", z_dim)
         self.out_range = out_range
 
@@ -148,11 +209,12 @@ class Generator(nn.Module):
         raise NotImplementedError
 
 
-class Discriminator(nn.Module):
+class Discriminator(Network):
     """Base class of robustgan discriminators (the protocol the regularisers rely on).
 
     Subclasses define ``self.last_linear = nn.Linear(F, 1)``, ``self.input_shape`` (the shape of one
-    sample, e.g. ``(3, 32, 32)``) and :meth:`compute_features`. Then
+    sample, e.g. ``(3, 32, 32)``; :meth:`configure` sets it from ``channels`` and ``img_size`` or
+    from ``dim``) and :meth:`compute_features`. Then
 
     * ``features(x)``: ``(B, *input_shape)`` -> ``(B, F)``, phi;
     * ``forward(x)``: ``(B, *input_shape)`` -> ``(B,)`` logits, ``last_linear(features(x)).squeeze(-1)``.
@@ -160,6 +222,18 @@ class Discriminator(nn.Module):
 
     input_shape: tuple[int, ...] = ()
     last_linear: nn.Linear
+
+    def configure(self, **settings) -> int | None:
+        n_stages = super().configure(**settings)
+        if "img_size" in settings and "channels" in settings:
+            self.input_shape = (self.channels, self.img_size, self.img_size)
+        elif "dim" in settings:
+            self.input_shape = (self.dim,)
+        return n_stages
+
+    def finish(self, scheme: str) -> None:
+        """Initialise the weights (``init_weights(self, scheme)``). Constructors call it last."""
+        init_weights(self, scheme)
 
     @property
     def feature_dim(self) -> int:

@@ -26,24 +26,18 @@ from .common import (
     OUT_RANGES,
     Discriminator,
     Generator,
-    check_choice,
-    check_positive_int,
     init_weights,
     make_activation,
     make_norm2d,
     make_output_activation,
-    resolve_img_size,
 )
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator"]
 
 
-def _settings_ok(width, block, nonlinearity, normalisation) -> None:
-    check_positive_int("width", width)
-    if block != "plain":
-        raise ValueError(f"dcgan supports block='plain' only, got {block!r}; use arch 'resnet' for residual blocks")
-    make_activation(nonlinearity)
-    make_norm2d(normalisation, 1)
+# DCGAN has no residual variant
+_BLOCKS = ("plain",)
+_BLOCK_HINT = "use arch 'resnet' for residual blocks"
 
 
 class DCGANGenerator(Generator):
@@ -53,6 +47,9 @@ class DCGANGenerator(Generator):
     width (64: channels at the output resolution, doubled at every lower one), block ("plain" only),
     nonlinearity ("relu"), normalisation ("batch"), out_range ("sigmoid" = [0, 1] or "tanh" = [-1, 1]).
     """
+
+    out_ranges = OUT_RANGES
+    block_choices, block_hint = _BLOCKS, _BLOCK_HINT
 
     def __init__(
         self,
@@ -65,13 +62,9 @@ class DCGANGenerator(Generator):
         normalisation: str = "batch",
         out_range: str = "sigmoid",
     ):
-        check_choice("out_range", out_range, OUT_RANGES)
         super().__init__(z_dim, out_range)
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size)
         bias = normalisation == "none"
 
         ch = width * 2 ** (n_stages - 1)
@@ -105,6 +98,8 @@ class DCGANDiscriminator(Discriminator):
     halving), block ("plain" only), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance").
     """
 
+    block_choices, block_hint = _BLOCKS, _BLOCK_HINT
+
     def __init__(
         self,
         img_size: int = 32,
@@ -115,12 +110,8 @@ class DCGANDiscriminator(Discriminator):
         normalisation: str = "instance",
     ):
         super().__init__()
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
-        self.input_shape = (channels, img_size, img_size)
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size)
         bias = normalisation == "none"
 
         ch = width
@@ -134,7 +125,7 @@ class DCGANDiscriminator(Discriminator):
             ch *= 2
         self.net = nn.Sequential(*layers)
         self.last_linear = nn.Linear(ch * self.base * self.base, 1)
-        init_weights(self, "dcgan")
+        self.finish("dcgan")
 
     def compute_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten(1)

@@ -24,17 +24,13 @@ import torch
 from torch import nn
 
 from .common import (
-    BLOCKS,
     OUT_RANGES,
     Discriminator,
     Generator,
-    check_choice,
-    check_positive_int,
     init_weights,
     make_activation,
     make_norm2d,
     make_output_activation,
-    resolve_img_size,
 )
 
 __all__ = ["ResidualBlock", "ResNetGenerator", "ResNetDiscriminator"]
@@ -66,13 +62,6 @@ class ResidualBlock(nn.Module):
         return f"residual={self.residual}"
 
 
-def _settings_ok(width, block, nonlinearity, normalisation) -> None:
-    check_positive_int("width", width)
-    check_choice("block", block, BLOCKS)
-    make_activation(nonlinearity)  # raises ValueError with the valid choices
-    make_norm2d(normalisation, 1)
-
-
 class ResNetGenerator(Generator):
     """Table 3 generator: ``z (B, z_dim)`` -> images ``(B, channels, img_size, img_size)`` in ``out_range``.
 
@@ -91,6 +80,8 @@ class ResNetGenerator(Generator):
     pre-activation blocks end on a convolution). Weights: Glorot-uniform, zero biases.
     """
 
+    out_ranges = OUT_RANGES
+
     def __init__(
         self,
         z_dim: int = 128,
@@ -102,13 +93,9 @@ class ResNetGenerator(Generator):
         normalisation: str = "batch",
         out_range: str = "sigmoid",
     ):
-        check_choice("out_range", out_range, OUT_RANGES)
         super().__init__(z_dim, out_range)
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size)
         residual = block == "residual"
 
         def res_block():
@@ -155,12 +142,8 @@ class ResNetDiscriminator(Discriminator):
         normalisation: str = "instance",
     ):
         super().__init__()
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
-        self.input_shape = (channels, img_size, img_size)
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size)
         residual = block == "residual"
 
         def res_block():
@@ -174,7 +157,7 @@ class ResNetDiscriminator(Discriminator):
         self.blocks = nn.Sequential(*layers)
         self.act = make_activation(nonlinearity)
         self.last_linear = nn.Linear(width, 1)
-        init_weights(self, "xavier")
+        self.finish("xavier")
 
     def compute_features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.blocks(self.input(x)))
