@@ -49,9 +49,11 @@ def _sample_inputs(G, D, batch=4):
     return z, x
 
 
-def _dcgan_feature_dim(img_size, width):
+def _feature_dim(arch, img_size, width, d_features="pooled"):
+    """F from the layer tables in docs/models.md: C channels in D's last base x base map."""
     base, n = resolve_img_size(img_size)
-    return base * base * width * 2 ** (n - 1)
+    c = width if arch == "resnet" else width * 2 ** (n - 1)
+    return c if d_features == "pooled" else base * base * c
 
 
 # ---------------------------------------------------------------- shapes
@@ -60,14 +62,16 @@ def _dcgan_feature_dim(img_size, width):
 @pytest.mark.parametrize("img_size", [28, 32, 64])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("arch", IMAGE_ARCHS)
-def test_image_shapes(arch, img_size, channels):
+@pytest.mark.parametrize("d_features", [None, "pooled", "flat"])
+def test_image_shapes(arch, img_size, channels, d_features):
     width = 8
-    G, D = build_models(arch, img_size=img_size, channels=channels, width=width)
+    G, D = build_models(arch, img_size=img_size, channels=channels, width=width, d_features=d_features)
     z, x = _sample_inputs(G, D, batch=3)
     assert G.z_dim == 128
     assert G(z).shape == (3, channels, img_size, img_size)
     assert D(x).shape == (3,)
-    expected_f = width if arch == "resnet" else _dcgan_feature_dim(img_size, width)
+    assert D.d_features == (d_features or "pooled")
+    expected_f = _feature_dim(arch, img_size, width, D.d_features)
     assert D.features(x).shape == (3, expected_f)
     assert D.feature_dim == expected_f
     assert D.last_linear.in_features == expected_f and D.last_linear.out_features == 1
@@ -144,6 +148,70 @@ def test_forward_is_last_linear_of_features(arch, norm):
     out = D(x)
     assert torch.equal(out, D.last_linear(D.features(x)).squeeze(-1))
     check_discriminator(D, example=x)
+
+
+@pytest.mark.parametrize("arch", IMAGE_ARCHS)
+@pytest.mark.parametrize("d_features", ["pooled", "flat"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_both_heads_follow_the_protocol(arch, d_features, norm):
+    _, D = build_models(arch, width=8, img_size=16, normalisation=norm, d_features=d_features)
+    for mode in (D.train, D.eval):
+        mode()
+        x = torch.rand(4, *D.input_shape)
+        assert torch.equal(D(x), D.last_linear(D.features(x)).squeeze(-1))
+    check_discriminator(D, example=x)
+
+
+def test_dcgan_heads_by_hand():
+    """pooled phi = mean over positions of act(Conv1x1(last map)); flat phi = the last map flattened."""
+    _, D = build_models("dcgan", width=4, img_size=16, channels=1, d_features="pooled")
+    x = torch.rand(3, 1, 16, 16)
+    h = D.net(x)  # (3, 8, 4, 4): width 4 doubled once
+    assert h.shape == (3, 8, 4, 4)
+    conv = D.head[0]
+    assert conv.kernel_size == (1, 1) and conv.bias is not None
+    pre = torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], h) + conv.bias[None, :, None, None]
+    phi = torch.nn.functional.leaky_relu(pre, 0.2).mean(dim=(2, 3))
+    torch.testing.assert_close(D.features(x), phi, rtol=1e-6, atol=1e-7)
+    _, flat = build_models("dcgan", width=4, img_size=16, channels=1, d_features="flat")
+    assert not hasattr(flat, "head")
+    torch.testing.assert_close(flat.features(x), flat.net(x).reshape(3, -1), rtol=0, atol=0)
+
+
+def test_resnet_flat_head_flattens_the_pooled_map():
+    torch.manual_seed(1)
+    _, pooled = build_models("resnet", width=4, img_size=16, d_features="pooled")
+    _, flat = build_models("resnet", width=4, img_size=16, d_features="flat")
+    state = {k: v for k, v in pooled.state_dict().items() if not k.startswith("last_linear")}
+    flat.load_state_dict({**state, **{k: v for k, v in flat.state_dict().items() if k.startswith("last_linear")}})
+    x = torch.rand(2, 3, 16, 16)
+    phi_flat = flat.features(x)
+    assert phi_flat.shape == (2, 4 * 4 * 4)
+    torch.testing.assert_close(phi_flat.view(2, 4, 16).mean(-1), pooled.features(x), rtol=1e-6, atol=1e-7)
+
+
+def _dcgan_d_closed_form(width=64, channels=3, img_size=32, norm="instance", d_features="pooled"):
+    base, n = resolve_img_size(img_size)
+    total, ch = channels * width * 16 + width, width  # first conv, with bias, no norm
+    for _ in range(n - 1):
+        total += ch * 2 * ch * 16 + (2 * ch if norm == "none" else 0)  # conv (bias only without a norm)
+        total += 2 * 2 * ch if norm != "none" else 0  # affine norm: scale and shift
+        ch *= 2
+    if d_features == "pooled":
+        return total + ch * ch + ch + ch + 1  # Conv 1x1 with bias, Linear(C, 1)
+    return total + base * base * ch + 1
+
+
+@pytest.mark.parametrize("d_features", ["pooled", "flat"])
+@pytest.mark.parametrize("img_size, channels", [(32, 3), (64, 3), (28, 1)])
+def test_dcgan_parameter_counts_match_closed_form_and_docs(d_features, img_size, channels):
+    _, D = build_models("dcgan", img_size=img_size, channels=channels, d_features=d_features)
+    expected = _dcgan_d_closed_form(channels=channels, img_size=img_size, d_features=d_features)
+    assert count_parameters(D) == expected
+    assert f"{expected:,} | {_feature_dim('dcgan', img_size, 64, d_features)}" in DOCS.read_text()
+    _, D_none = build_models("dcgan", img_size=img_size, channels=channels, d_features=d_features, normalisation="none")
+    assert count_parameters(D_none) == _dcgan_d_closed_form(
+        channels=channels, img_size=img_size, d_features=d_features, norm="none")
 
 
 def test_resnet_features_are_pooled_activations():
@@ -234,6 +302,8 @@ def test_paper_defaults_and_shorthand():
         ("dcgan", {"block": "residual"}, "block='plain' only"),
         ("resnet", {"img_size": 30}, "img_size"),
         ("resnet", {"width": 0}, "width"),
+        ("dcgan", {"d_features": "max"}, "pooled, flat"),
+        ("mlp", {"d_features": "pooled"}, "unknown setting"),
         ("mlp", {"depth": 1.5}, "depth"),
     ],
 )
@@ -496,7 +566,9 @@ def _saved_cases():
 @pytest.mark.parametrize("case", ["resnet", "resnet_plain_none", "dcgan", "dcgan_none", "mlp"])
 def test_state_dicts_saved_by_earlier_models_still_load(case):
     saved = _saved_cases()[case]
-    G, D = build_models(saved["arch"], **saved["settings"])
+    # DCGAN's D had only the flat head then
+    settings = {**saved["settings"], **({"d_features": "flat"} if saved["arch"] == "dcgan" else {})}
+    G, D = build_models(saved["arch"], **settings)
     for net, key in ((G, "G"), (D, "D")):
         # same names, in the same order, with the same shapes: the strict load below checks the rest
         assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == [
@@ -507,3 +579,10 @@ def test_state_dicts_saved_by_earlier_models_still_load(case):
     with torch.no_grad():
         torch.testing.assert_close(G(saved["z"]), saved["G_out"], rtol=0, atol=1e-6)
         torch.testing.assert_close(D(saved["x"]), saved["D_out"], rtol=0, atol=1e-6)
+
+
+def test_loading_a_flat_dcgan_state_into_the_pooled_default_names_the_setting():
+    saved = _saved_cases()["dcgan"]
+    _, D = build_models("dcgan", **saved["settings"])
+    with pytest.raises(ValueError, match=r"F=128 features, this one F=8 .*model\.d_features=flat"):
+        D.load_state_dict(saved["D"])

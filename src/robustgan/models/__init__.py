@@ -17,6 +17,7 @@ from torch import nn
 
 from .common import (
     BLOCKS,
+    FEATURE_HEADS,
     NONLINEARITIES,
     NORMALISATIONS,
     OUT_RANGES,
@@ -49,6 +50,7 @@ __all__ = [
     "NORMALISATIONS",
     "BLOCKS",
     "OUT_RANGES",
+    "FEATURE_HEADS",
 ]
 
 #: arch name -> (generator class, discriminator class)
@@ -62,6 +64,7 @@ ARCHITECTURES: dict[str, tuple[type[Generator], type[Discriminator]]] = {
 _SPLIT = ("width", "block", "nonlinearity", "normalisation")
 # Settings that belong to one network only, or are shared as they are.
 _G_ONLY = ("z_dim", "out_range")
+_D_ONLY = {"resnet": ("d_features",), "dcgan": ("d_features",), "mlp": ()}
 _SHARED = {"resnet": ("img_size", "channels"), "dcgan": ("img_size", "channels"), "mlp": ("dim", "depth")}
 
 
@@ -73,7 +76,7 @@ def _check_arch(arch: str) -> None:
 def valid_settings(arch: str) -> tuple[str, ...]:
     """The keyword settings :func:`build_models` accepts for ``arch`` (sorted)."""
     _check_arch(arch)
-    names = set(_G_ONLY) | set(_SHARED[arch])
+    names = set(_G_ONLY) | set(_D_ONLY[arch]) | set(_SHARED[arch])
     for name in _SPLIT:
         names |= {name, f"g_{name}", f"d_{name}"}
     return tuple(sorted(names))
@@ -86,6 +89,8 @@ def build_models(arch: str, **settings) -> tuple[Generator, Discriminator]:
 
     * ``z_dim`` (128; 2 for "mlp"), ``out_range`` ("sigmoid" = [0, 1]; "tanh" = [-1, 1];
       "none" = unbounded, the "mlp" default): the generator's.
+    * ``d_features`` ("pooled" | "flat"; "resnet" / "dcgan" only, default "pooled"): how D reads
+      phi off its last feature map, global average pooling or flattening (docs/models.md).
     * ``img_size`` (32) and ``channels`` (3) for "resnet" / "dcgan"; ``dim`` (2) and ``depth`` (3)
       for "mlp": shared by both networks.
     * ``width`` ("resnet" 128, "dcgan" 64, "mlp" 512), ``block`` ("residual" | "plain"; "dcgan" is
@@ -106,6 +111,8 @@ def build_models(arch: str, **settings) -> tuple[Generator, Discriminator]:
     d_kw: dict = {}
     for name in _G_ONLY:
         g_kw[name] = settings.get(name)
+    for name in _D_ONLY[arch]:
+        d_kw[name] = settings.get(name)
     for name in _SHARED[arch]:
         g_kw[name] = d_kw[name] = settings.get(name)
     for name in _SPLIT:

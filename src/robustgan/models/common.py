@@ -22,6 +22,7 @@ __all__ = [
     "NORMALISATIONS",
     "BLOCKS",
     "OUT_RANGES",
+    "FEATURE_HEADS",
     "LEAKY_SLOPE",
     "check_choice",
     "check_positive_int",
@@ -45,6 +46,9 @@ NORMALISATIONS = ("batch", "instance", "none")
 BLOCKS = ("residual", "plain")
 #: valid output ranges of image generators ("sigmoid" = [0, 1], "tanh" = [-1, 1])
 OUT_RANGES = ("sigmoid", "tanh")
+#: valid values of the discriminator's ``d_features`` setting: how phi is read off the last feature
+#: map ("pooled" = global average over positions, (B, C); "flat" = the whole map, (B, C*H*W))
+FEATURE_HEADS = ("pooled", "flat")
 #: negative slope of every LeakyReLU (the usual GAN choice; the paper does not state it)
 LEAKY_SLOPE = 0.2
 
@@ -140,6 +144,7 @@ _SETTING_CHECKS = {
     "depth": lambda v: check_positive_int("depth", v),
     "nonlinearity": lambda v: check_choice("nonlinearity", v, NONLINEARITIES),
     "normalisation": lambda v: check_choice("normalisation", v, NORMALISATIONS),
+    "d_features": lambda v: check_choice("d_features", v, FEATURE_HEADS),
 }
 
 
@@ -157,7 +162,7 @@ class Network(nn.Module):
         """Check each setting (in the order given) and store it as an attribute of the same name.
 
         Known names: ``width``, ``channels``, ``dim``, ``depth`` (positive ints), ``block`` (one of
-        ``self.block_choices``), ``nonlinearity``, ``normalisation`` and ``img_size``, which also sets
+        ``self.block_choices``), ``nonlinearity``, ``normalisation``, ``d_features`` and ``img_size``, which also sets
         ``self.base`` (the side of the smallest map).
         Returns the number of 2x resolution stages for ``img_size`` (None without it).
         Raises a one-line ValueError for a bad value.
@@ -254,6 +259,33 @@ class Discriminator(Network):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_linear(self.features(x)).squeeze(-1)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``; a checkpoint of a D built with another ``d_features`` head
+        is a one-line ValueError saying which setting to use."""
+        if strict:
+            hint = _mismatch_hint(self, state_dict)
+            if hint:
+                raise ValueError(hint)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _w_shape(state) -> tuple | None:
+    w = state.get("last_linear.weight")
+    return None if w is None else tuple(w.shape)
+
+
+def _mismatch_hint(D: Discriminator, state_dict) -> str | None:
+    """Why ``state_dict`` cannot be D's, in terms of its settings (None if no setting explains it)."""
+    own = D.state_dict()
+    if set(own) == set(state_dict) and all(own[k].shape == state_dict[k].shape for k in own):
+        return None
+    theirs_w, own_w = _w_shape(state_dict), _w_shape(own)
+    if hasattr(D, "d_features") and theirs_w and own_w and theirs_w != own_w:
+        return (f"the checkpoint's {type(D).__name__} has F={theirs_w[-1]} features, this one F={own_w[-1]} "
+                f"(d_features={D.d_features!r}); build it with the checkpoint's settings (DCGAN checkpoints "
+                "saved before the pooled head became the default need model.d_features=flat)")
+    return None
 
 
 INIT_SCHEMES = ("xavier", "dcgan")

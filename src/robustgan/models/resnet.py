@@ -14,6 +14,8 @@ Discriminator (32x32, width 128)::
     image -> Conv 3x3 -> 128 -> ResBlock (32) -> Down -> ResBlock (16) -> Down -> ResBlock (8)
       -> Down -> 4 x ResBlock (4x4) -> act -> global average pool (phi, 128) -> Linear 1 (w)
 
+(``d_features="flat"`` flattens the 4x4x128 map instead of pooling it: phi of 2048.)
+
 Other sizes change only the number of up/down stages: 64 = 4 * 2**4 (one more stage each side,
 the paper's CelebA variant), 28 = 7 * 2**2 (MNIST-like). ``block="plain"`` removes the skip
 connections and keeps everything else.
@@ -123,11 +125,13 @@ class ResNetDiscriminator(Discriminator):
     """Table 3 discriminator: images ``(B, channels, img_size, img_size)`` -> logits ``(B,)``.
 
     ``features(x)`` is the globally average-pooled output of the last block after the nonlinearity,
-    shape ``(B, width)``; ``last_linear`` is ``nn.Linear(width, 1)``.
+    shape ``(B, width)`` (``d_features="pooled"``, the paper's phi), or that map flattened,
+    ``(B, width * base**2)`` (``"flat"``: 2048 for 32x32 at width 128); ``last_linear`` is
+    ``nn.Linear(F, 1)``.
 
     Args (defaults are the paper's): img_size (32), channels (3), width (128), block ("residual"),
-    nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance", affine); see
-    :class:`ResNetGenerator` for the choices. There is deliberately no normalisation right before the
+    nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance", affine), d_features
+    ("pooled"); see :class:`ResNetGenerator` for the choices. There is deliberately no normalisation right before the
     pooling: instance-normalised maps average to the norm's shift, whatever the input.
     Weights: Glorot-uniform, zero biases.
     """
@@ -140,10 +144,11 @@ class ResNetDiscriminator(Discriminator):
         block: str = "residual",
         nonlinearity: str = "leaky_relu",
         normalisation: str = "instance",
+        d_features: str = "pooled",
     ):
         super().__init__()
         n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
-                                  channels=channels, img_size=img_size)
+                                  channels=channels, img_size=img_size, d_features=d_features)
         residual = block == "residual"
 
         def res_block():
@@ -156,9 +161,9 @@ class ResNetDiscriminator(Discriminator):
         layers += [res_block() for _ in range(4)]
         self.blocks = nn.Sequential(*layers)
         self.act = make_activation(nonlinearity)
-        self.last_linear = nn.Linear(width, 1)
+        self.last_linear = nn.Linear(width if d_features == "pooled" else width * self.base**2, 1)
         self.finish("xavier")
 
     def compute_features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.blocks(self.input(x)))
-        return h.mean(dim=(2, 3))
+        return h.mean(dim=(2, 3)) if self.d_features == "pooled" else h.flatten(1)
