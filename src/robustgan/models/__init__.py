@@ -23,6 +23,7 @@ from .common import (
     OUT_RANGES,
     Discriminator,
     Generator,
+    apply_spectral_norm,
     count_parameters,
     init_weights,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "MLPDiscriminator",
     "count_parameters",
     "init_weights",
+    "apply_spectral_norm",
     "NONLINEARITIES",
     "NORMALISATIONS",
     "BLOCKS",
@@ -64,7 +66,7 @@ ARCHITECTURES: dict[str, tuple[type[Generator], type[Discriminator]]] = {
 _SPLIT = ("width", "block", "nonlinearity", "normalisation")
 # Settings that belong to one network only, or are shared as they are.
 _G_ONLY = ("z_dim", "out_range")
-_D_ONLY = {"resnet": ("d_features",), "dcgan": ("d_features",), "mlp": ()}
+_D_ONLY = {"resnet": ("d_features", "spectral_norm"), "dcgan": ("d_features", "spectral_norm"), "mlp": ("spectral_norm",)}
 _SHARED = {"resnet": ("img_size", "channels"), "dcgan": ("img_size", "channels"), "mlp": ("dim", "depth")}
 
 
@@ -91,6 +93,7 @@ def build_models(arch: str, **settings) -> tuple[Generator, Discriminator]:
       "none" = unbounded, the "mlp" default): the generator's.
     * ``d_features`` ("pooled" | "flat"; "resnet" / "dcgan" only, default "pooled"): how D reads
       phi off its last feature map, global average pooling or flattening (docs/models.md).
+    * ``spectral_norm`` (False): spectral normalisation of every conv / linear layer of D.
     * ``img_size`` (32) and ``channels`` (3) for "resnet" / "dcgan"; ``dim`` (2) and ``depth`` (3)
       for "mlp": shared by both networks.
     * ``width`` ("resnet" 128, "dcgan" 64, "mlp" 512), ``block`` ("residual" | "plain"; "dcgan" is

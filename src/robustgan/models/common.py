@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 __all__ = [
     "NONLINEARITIES",
@@ -34,6 +36,7 @@ __all__ = [
     "Network",
     "Generator",
     "Discriminator",
+    "apply_spectral_norm",
     "init_weights",
     "count_parameters",
 ]
@@ -136,6 +139,12 @@ def make_output_activation(out_range: str) -> nn.Module:
     return nn.Identity()
 
 
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 #: constructor setting -> its check (each raises a one-line ValueError naming the valid values)
 _SETTING_CHECKS = {
     "width": lambda v: check_positive_int("width", v),
@@ -145,6 +154,7 @@ _SETTING_CHECKS = {
     "nonlinearity": lambda v: check_choice("nonlinearity", v, NONLINEARITIES),
     "normalisation": lambda v: check_choice("normalisation", v, NORMALISATIONS),
     "d_features": lambda v: check_choice("d_features", v, FEATURE_HEADS),
+    "spectral_norm": lambda v: _check_bool("spectral_norm", v),
 }
 
 
@@ -162,8 +172,9 @@ class Network(nn.Module):
         """Check each setting (in the order given) and store it as an attribute of the same name.
 
         Known names: ``width``, ``channels``, ``dim``, ``depth`` (positive ints), ``block`` (one of
-        ``self.block_choices``), ``nonlinearity``, ``normalisation``, ``d_features`` and ``img_size``, which also sets
-        ``self.base`` (the side of the smallest map).
+        ``self.block_choices``), ``nonlinearity``, ``normalisation``, ``d_features``,
+        ``spectral_norm`` (bool) and ``img_size``, which also sets ``self.base`` (the side of the
+        smallest map).
         Returns the number of 2x resolution stages for ``img_size`` (None without it).
         Raises a one-line ValueError for a bad value.
         """
@@ -223,10 +234,15 @@ class Discriminator(Network):
 
     * ``features(x)``: ``(B, *input_shape)`` -> ``(B, F)``, phi;
     * ``forward(x)``: ``(B, *input_shape)`` -> ``(B,)`` logits, ``last_linear(features(x)).squeeze(-1)``.
+
+    With ``spectral_norm=True`` (applied by :meth:`finish`) every conv and linear weight,
+    ``last_linear``'s included, is spectrally normalised: ``D.last_linear.weight`` is then the
+    normalised w, which is what RFM's ``alpha * ||w||^2`` reads.
     """
 
     input_shape: tuple[int, ...] = ()
     last_linear: nn.Linear
+    spectral_norm: bool = False
 
     def configure(self, **settings) -> int | None:
         n_stages = super().configure(**settings)
@@ -237,8 +253,11 @@ class Discriminator(Network):
         return n_stages
 
     def finish(self, scheme: str) -> None:
-        """Initialise the weights (``init_weights(self, scheme)``). Constructors call it last."""
+        """Initialise the weights (``init_weights(self, scheme)``), then, if ``self.spectral_norm``,
+        spectrally normalise every conv and linear layer. Constructors call it last."""
         init_weights(self, scheme)
+        if self.spectral_norm:
+            apply_spectral_norm(self)
 
     @property
     def feature_dim(self) -> int:
@@ -262,7 +281,7 @@ class Discriminator(Network):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict``; a checkpoint of a D built with another ``d_features`` head
-        is a one-line ValueError saying which setting to use."""
+        or ``spectral_norm`` setting is a one-line ValueError saying which setting to use."""
         if strict:
             hint = _mismatch_hint(self, state_dict)
             if hint:
@@ -271,8 +290,10 @@ class Discriminator(Network):
 
 
 def _w_shape(state) -> tuple | None:
-    w = state.get("last_linear.weight")
-    return None if w is None else tuple(w.shape)
+    for key in ("last_linear.weight", "last_linear.parametrizations.weight.original"):
+        if key in state:
+            return tuple(state[key].shape)
+    return None
 
 
 def _mismatch_hint(D: Discriminator, state_dict) -> str | None:
@@ -280,12 +301,31 @@ def _mismatch_hint(D: Discriminator, state_dict) -> str | None:
     own = D.state_dict()
     if set(own) == set(state_dict) and all(own[k].shape == state_dict[k].shape for k in own):
         return None
+    theirs_sn = any(".parametrizations." in k for k in state_dict)
+    if theirs_sn != D.spectral_norm:
+        return (f"the checkpoint's {type(D).__name__} was built with spectral_norm={theirs_sn}, this one with "
+                f"spectral_norm={D.spectral_norm}; build it with model.spectral_norm={str(theirs_sn).lower()}")
     theirs_w, own_w = _w_shape(state_dict), _w_shape(own)
     if hasattr(D, "d_features") and theirs_w and own_w and theirs_w != own_w:
         return (f"the checkpoint's {type(D).__name__} has F={theirs_w[-1]} features, this one F={own_w[-1]} "
                 f"(d_features={D.d_features!r}); build it with the checkpoint's settings (DCGAN checkpoints "
                 "saved before the pooled head became the default need model.d_features=flat)")
     return None
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectrally normalise (Miyato et al. 2018) every conv / linear weight inside ``module``, in place.
+
+    Uses ``torch.nn.utils.parametrizations.spectral_norm``: ``layer.weight`` becomes ``W / sigma``,
+    sigma the power-iteration estimate of the largest singular value of W reshaped to
+    ``(out, in * kh * kw)`` (15 iterations when applied, then one per forward pass in training mode,
+    none in eval mode). The stored W is ``layer.parametrizations.weight.original``. Layers already
+    parametrised are left alone. Returns ``module``.
+    """
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not parametrize.is_parametrized(m, "weight"):
+            _spectral_norm(m)
+    return module
 
 
 INIT_SCHEMES = ("xavier", "dcgan")
@@ -299,15 +339,18 @@ def init_weights(module: nn.Module, scheme: str = "xavier") -> nn.Module:
     * ``"dcgan"`` (Radford et al. 2016): conv/linear weights ~ N(0, 0.02), zero biases,
       norm scales ~ N(1, 0.02).
 
-    Norm layers otherwise get scale 1 and shift 0 (the PyTorch default).
+    Norm layers otherwise get scale 1 and shift 0 (the PyTorch default). In a spectrally normalised
+    layer the stored, unnormalised weight is initialised.
     """
     check_choice("init scheme", scheme, INIT_SCHEMES)
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            # a parametrised layer computes m.weight afresh on every access: initialise the stored one
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
             if scheme == "xavier":
-                nn.init.xavier_uniform_(m.weight)
+                nn.init.xavier_uniform_(weight)
             else:
-                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.normal_(weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.LayerNorm)):

@@ -105,7 +105,7 @@ class DCGANDiscriminator(Discriminator):
 
     Args: img_size (32), channels (3), width (64: channels after the first conv, doubled at every
     halving), block ("plain" only), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance"),
-    d_features ("pooled" or "flat").
+    d_features ("pooled" or "flat"), spectral_norm (False: True normalises every conv / linear weight).
     """
 
     block_choices, block_hint = _BLOCKS, _BLOCK_HINT
@@ -119,10 +119,12 @@ class DCGANDiscriminator(Discriminator):
         nonlinearity: str = "leaky_relu",
         normalisation: str = "instance",
         d_features: str = "pooled",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
-                                  channels=channels, img_size=img_size, d_features=d_features)
+                                  channels=channels, img_size=img_size, d_features=d_features,
+                                  spectral_norm=spectral_norm)
         bias = normalisation == "none"
 
         ch = width

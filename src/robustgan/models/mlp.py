@@ -98,7 +98,8 @@ class MLPDiscriminator(Discriminator):
     """MLP discriminator: points ``(B, dim)`` -> logits ``(B,)``; ``features(x)`` is ``(B, width)``.
 
     Args: dim (2), width (512), depth (3 hidden layers), block ("plain"), nonlinearity ("leaky_relu",
-    slope 0.2), normalisation ("none"; "batch" = BatchNorm1d, "instance" = LayerNorm).
+    slope 0.2), normalisation ("none"; "batch" = BatchNorm1d, "instance" = LayerNorm), spectral_norm
+    (False: True normalises every linear weight).
     """
 
     def __init__(
@@ -109,10 +110,11 @@ class MLPDiscriminator(Discriminator):
         block: str = "plain",
         nonlinearity: str = "leaky_relu",
         normalisation: str = "none",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         self.configure(dim=dim, width=width, depth=depth, block=block, nonlinearity=nonlinearity,
-                       normalisation=normalisation)
+                       normalisation=normalisation, spectral_norm=spectral_norm)
         self.input = nn.Linear(dim, width)
         self.blocks = _hidden(width, depth, block, nonlinearity, normalisation)
         self.act = make_activation(nonlinearity)

@@ -131,7 +131,8 @@ class ResNetDiscriminator(Discriminator):
 
     Args (defaults are the paper's): img_size (32), channels (3), width (128), block ("residual"),
     nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance", affine), d_features
-    ("pooled"); see :class:`ResNetGenerator` for the choices. There is deliberately no normalisation right before the
+    ("pooled"), spectral_norm (False: True normalises every conv / linear weight); see
+    :class:`ResNetGenerator` for the choices. There is deliberately no normalisation right before the
     pooling: instance-normalised maps average to the norm's shift, whatever the input.
     Weights: Glorot-uniform, zero biases.
     """
@@ -145,10 +146,12 @@ class ResNetDiscriminator(Discriminator):
         nonlinearity: str = "leaky_relu",
         normalisation: str = "instance",
         d_features: str = "pooled",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
-                                  channels=channels, img_size=img_size, d_features=d_features)
+                                  channels=channels, img_size=img_size, d_features=d_features,
+                                  spectral_norm=spectral_norm)
         residual = block == "residual"
 
         def res_block():
