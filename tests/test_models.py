@@ -6,6 +6,7 @@ Networks are built small (width 8-16, batch 4) so the whole file runs in well un
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import re
 from pathlib import Path
@@ -17,7 +18,10 @@ from torch.nn.utils import parametrize
 
 from robustgan.models import (
     ARCHITECTURES,
+    MODELS,
     DCGANDiscriminator,
+    Discriminator,
+    Generator,
     MLPDiscriminator,
     ResidualBlock,
     ResNetDiscriminator,
@@ -26,6 +30,8 @@ from robustgan.models import (
     check_discriminator,
     count_parameters,
     init_weights,
+    model_entry,
+    model_names,
     valid_settings,
 )
 from robustgan.models.common import resolve_img_size
@@ -731,3 +737,115 @@ def test_spectral_norm_must_be_a_bool():
     with pytest.raises(ValueError, match="spectral_norm must be true or false"):
         build_models("resnet", spectral_norm="yes")
     assert "spectral_norm" in valid_settings("mlp")
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_registry_names_and_kinds():
+    assert model_names() == tuple(MODELS) == ("resnet", "dcgan", "mlp")
+    assert model_names(data="image") == ("resnet", "dcgan") and model_names(data="points") == ("mlp",)
+    assert {n: (e.generator, e.discriminator) for n, e in MODELS.items()} == ARCHITECTURES
+    with pytest.raises(ValueError, match="image, points"):
+        model_names(data="audio")
+    with pytest.raises(ValueError, match="resnet, dcgan, mlp"):
+        model_entry("biggan")
+
+
+def test_registry_settings_match_the_earlier_hand_written_lists():
+    split = {"width", "block", "nonlinearity", "normalisation"}
+    split |= {f"{p}_{n}" for n in list(split) for p in "gd"}
+    image = split | {"z_dim", "out_range", "img_size", "channels", "d_features", "spectral_norm"}
+    assert set(valid_settings("resnet")) == set(valid_settings("dcgan")) == image
+    assert set(valid_settings("mlp")) == split | {"z_dim", "out_range", "dim", "depth", "spectral_norm"}
+    assert MODELS["resnet"].shared == ("img_size", "channels") and MODELS["mlp"].shared == ("dim", "depth")
+    assert MODELS["dcgan"].d_only == ("d_features", "spectral_norm") and MODELS["mlp"].d_only == ("spectral_norm",)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_registry_defaults_are_what_build_models_builds(arch):
+    defaults = MODELS[arch].defaults()
+    G, D = build_models(arch)
+    for name, value in defaults.items():
+        if name.startswith("g_"):
+            nets, attr = [G], name[2:]
+        elif name.startswith("d_") and name != "d_features":
+            nets, attr = [D], name[2:]
+        else:
+            nets, attr = [n for n in (G, D) if name in inspect.signature(type(n).__init__).parameters], name
+        assert nets, name
+        for net in nets:
+            assert getattr(net, attr) == value, (arch, name)
+    expected = {"resnet": (128, 128), "dcgan": (64, 128), "mlp": (512, 2)}[arch]
+    assert (defaults["width"], defaults["z_dim"]) == expected
+    if arch == "mlp":
+        assert defaults["normalisation"] == "none" and "g_normalisation" not in defaults
+    else:
+        assert (defaults["g_normalisation"], defaults["d_normalisation"]) == ("batch", "instance")
+
+
+def _cfg(arch, data_name="fashion-mnist", **model):
+    return {"model": {"arch": arch, "width": 8, "out_range": None, **model}, "data": {"name": data_name}}
+
+
+def test_build_networks_takes_image_settings_from_the_data():
+    from types import SimpleNamespace
+
+    from robustgan.train.loop import build_networks
+
+    images = SimpleNamespace(channels=1, img_size=16)
+    G, D = build_networks(_cfg("dcgan", d_features="flat", spectral_norm=True), images)
+    assert D.input_shape == (1, 16, 16) and G(torch.randn(2, G.z_dim)).shape == (2, 1, 16, 16)
+    assert D.d_features == "flat" and D.spectral_norm
+    G, D = build_networks(_cfg("mlp", "8gaussians"), object())
+    assert D.input_shape == (2,)
+    with pytest.raises(ValueError, match=r"model.arch=resnet is for image data, but data.name=8gaussians is "
+                                         r"2-D point data; use model.arch=mlp"):
+        build_networks(_cfg("resnet", "8gaussians"), object())
+    with pytest.raises(ValueError, match=r"model.arch=mlp is for 2-D point data.*use model.arch=resnet or dcgan"):
+        build_networks(_cfg("mlp"), images)
+    with pytest.raises(ValueError, match="unknown arch 'vit'"):
+        build_networks(_cfg("vit"), images)
+
+
+class _TinyG(Generator):
+    def __init__(self, z_dim: int = 3, img_size: int = 8, channels: int = 1, width: int = 4, out_range: str = "sigmoid"):
+        super().__init__(z_dim, out_range)
+        self.configure(img_size=img_size, channels=channels, width=width)
+        self.net = nn.Linear(z_dim, channels * img_size * img_size)
+
+    def generate(self, z):
+        return torch.sigmoid(self.net(z)).view(z.shape[0], self.channels, self.img_size, self.img_size)
+
+
+class _TinyD(Discriminator):
+    def __init__(self, img_size: int = 8, channels: int = 1, width: int = 4, spectral_norm: bool = False):
+        super().__init__()
+        self.configure(img_size=img_size, channels=channels, width=width, spectral_norm=spectral_norm)
+        self.body = nn.Linear(channels * img_size * img_size, width)
+        self.last_linear = nn.Linear(width, 1)
+        self.finish("xavier")
+
+    def compute_features(self, x):
+        return torch.relu(self.body(x.flatten(1)))
+
+
+def test_a_new_architecture_is_one_registry_entry(monkeypatch):
+    """Registering an entry is all build_models, valid_settings and build_networks need."""
+    from types import SimpleNamespace
+
+    from robustgan.models import ModelEntry
+    from robustgan.train.loop import build_networks
+
+    monkeypatch.setitem(MODELS, "tiny", ModelEntry("tiny", _TinyG, _TinyD, "image", "a test pair"))
+    assert "tiny" in model_names(data="image")
+    assert set(valid_settings("tiny")) == {"z_dim", "out_range", "img_size", "channels", "width", "g_width",
+                                           "d_width", "spectral_norm"}
+    assert MODELS["tiny"].defaults() == {"z_dim": 3, "out_range": "sigmoid", "img_size": 8, "channels": 1,
+                                         "width": 4, "spectral_norm": False}
+    G, D = build_networks(_cfg("tiny", spectral_norm=True), SimpleNamespace(channels=3, img_size=16))
+    x = G(torch.randn(2, 3))
+    assert x.shape == (2, 3, 16, 16) and D.width == 8 and D.spectral_norm
+    check_discriminator(D, example=x.detach())
+    with pytest.raises(ValueError, match="data must be one of image, points"):
+        ModelEntry("bad", _TinyG, _TinyD, "video", "")
