@@ -95,16 +95,18 @@ def load_training_data(cfg: dict):
 
 
 def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
-    from ..models import build_models
+    """``(G, D)`` for ``cfg["model"]`` and the run's data (image sets fix img_size and channels)."""
+    from ..models import build_models, model_entry, model_names
     m = dict(cfg["model"])
     arch = m.pop("arch")
-    settings = {k: v for k, v in m.items() if v is not None and not (k == "spectral_norm" and v is False)}
-    if arch != "mlp":
-        if not hasattr(data, "channels"):
-            raise ValueError(f"model.arch={arch} needs image data, but data.name={cfg['data']['name']} is 2-D; use model.arch=mlp")
-        settings.update(img_size=data.img_size, channels=data.channels)
-    elif hasattr(data, "channels"):
-        raise ValueError("model.arch=mlp is for 2-D toy data; use dcgan or resnet for images")
+    entry = model_entry(arch)
+    kind = "image" if hasattr(data, "channels") else "points"
+    if entry.data != kind:
+        words = {"image": "image", "points": "2-D point"}
+        raise ValueError(f"model.arch={arch} is for {words[entry.data]} data, but data.name={cfg['data']['name']} "
+                         f"is {words[kind]} data; use model.arch={' or '.join(model_names(data=kind))}")
+    settings = {k: v for k, v in m.items() if v is not None}
+    settings.update(entry.data_settings(data))
     return build_models(arch, **settings)
 
 
