@@ -83,6 +83,15 @@ def test_lock_is_reentrant_within_a_process(tmp_path):
     assert _try_lock(tmp_path).returncode == 0
 
 
+def test_an_exclusive_lock_refuses_a_hold_of_the_same_process(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(RunBusyError, match=f"in use by this process \\(process {os.getpid()}"):
+            RunLock(tmp_path, exclusive=True).acquire()
+    with RunLock(tmp_path, exclusive=True):  # free again: taken; a Trainer inside may join it
+        with RunLock(tmp_path) as inner:
+            assert inner.held
+
+
 def test_a_child_shares_the_lock_its_parent_hands_down(tmp_path):
     run = tmp_path / "run"
     lock = RunLock(run).acquire()

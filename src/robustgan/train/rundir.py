@@ -76,15 +76,18 @@ class RunLock:
     is an ``fcntl.flock`` on the file, which the kernel releases when the process dies (SIGKILL
     included), so a stale ``.lock`` file never blocks anyone. Within one process the lock is
     re-entrant (a reference count). A child started with :meth:`child_env` shares its parent's
-    lock instead of failing against it (and holds it on if the parent dies); an explicit
+    lock instead of failing against it (and holds it on if the parent dies); ``exclusive=True``
+    refuses even a hold of this same process (an executor that must not run two jobs in one
+    folder), while the default joins it (a Trainer inside such a job); an explicit
     :meth:`release` in the parent unlocks for both, so a parent releases after its child ended.
     Keep a reference to an acquired lock: a dropped ``RunLock`` object releases its hold. On
     systems without ``fcntl`` the lock does nothing.
     """
 
-    def __init__(self, run_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, *, exclusive: bool = False):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
+        self.exclusive = exclusive
         self._key: tuple[int, int] | None = None
 
     @property
@@ -112,6 +115,9 @@ class RunLock:
             if key in _HELD:  # held by this process already
                 if inherited is None:
                     os.close(fd)
+                if self.exclusive:
+                    raise RunBusyError(f"{self.run_dir} is in use by this process (process {os.getpid()}, lock "
+                                       f"{self.path}); two jobs cannot share a run folder")
                 _HELD[key][1] += 1
                 self._key = key
                 return self
