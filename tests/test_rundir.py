@@ -176,6 +176,9 @@ def test_config_changes_name_each_run_changing_key():
     assert config_changes(saved, new) == ["loss: gan -> wgan", "model.width: 32 -> 64", "reg.name: rfm -> gp"]
     assert config_changes(saved, _cfg(reg__lam=1)) == []  # 1 == 1.0
     assert config_changes(saved, _cfg(reg__lam=None)) == ["reg.lam: 1.0 -> null"]
+    newer = _cfg()
+    newer["model"]["new_setting"] = 3  # a key a later version added: not a difference
+    assert config_changes(saved, newer) == []
 
 
 def test_resumable_keys_may_change():

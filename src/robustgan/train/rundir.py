@@ -263,12 +263,15 @@ def config_changes(saved_cfg: dict, new_cfg: dict, allowed=RESUMABLE_KEYS) -> li
     Each entry reads ``"model.width: 32 -> 64"`` (sorted by key); an empty list means the new config
     may continue the saved run. Keys in ``allowed`` (default :data:`RESUMABLE_KEYS`) are skipped,
     except ``train.steps`` when the saved run's schedule depends on it (linear lr decay, annealed
-    instance noise), where the entry says why. Numbers compare by value (``1`` equals ``1.0``).
+    instance noise), where the entry says why. Numbers compare by value (``1`` equals ``1.0``);
+    keys present in only one of the two configs are skipped.
     """
     fa, fb = _flatten(saved_cfg), _flatten(new_cfg)
     changes = []
-    for key in sorted(set(fa) | set(fb)):
-        va, vb = fa.get(key, "<missing>"), fb.get(key, "<missing>")
+    # A key on one side only (a checkpoint of an older or newer robustgan) is no difference: a
+    # new key's default keeps the old behaviour. Resolve both configs to compare such keys too.
+    for key in sorted(set(fa) & set(fb)):
+        va, vb = fa[key], fb[key]
         if _same(va, vb):
             continue
         if key == "train.steps" and _resumable(key, allowed):
