@@ -183,3 +183,77 @@ def test_apply_overrides_keeps_order_and_shorthands():
     assert cfg["model"]["width"] == 256  # the base's value, not the package default
     with pytest.raises(config_module.ConfigError, match="did you mean 'reg.lam'"):
         train_cli.apply_overrides(base, ["reg.lamda=1"])
+
+
+# ------------------------------------------------------------------ with the Trainer wired to rundir
+def _trainer_uses_rundir() -> bool:
+    from robustgan.train.loop import Trainer
+    return hasattr(Trainer, "close") and hasattr(Trainer, "_stop")
+
+
+needs_wiring = pytest.mark.skipif(not _trainer_uses_rundir(), reason="the Trainer does not yet lock its folder, "
+                                  "stop on signals or rewind its logs (see robustgan.train.rundir)")
+
+
+def _rows(run):
+    import json
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@needs_wiring
+def test_sigterm_writes_a_checkpoint_and_resume_finishes(tmp_path):
+    import time
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robustgan", "train", "--preset", "toy-8gaussians", *TINY, "--out", str(run),
+           "train.steps=100000", "log.checkpoint_every=1000"]
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and len(_rows(run)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    line = [ln for ln in err.splitlines() if ln.startswith("robustgan train:")][-1]
+    step = ckpt.load_checkpoint(ckpt.latest_checkpoint(run))["step"]
+    assert f"stopped by SIGTERM at step {step};" in line and "--resume" in line
+    assert step >= 10 and step % 1000 != 0  # a checkpoint the schedule would not have written
+    assert "stopped by SIGTERM" in (run / "log.txt").read_text()
+    assert cli_main(["train", "--resume", str(run), f"train.steps={step + 5}"]) == 0
+    rows = _rows(run)
+    assert rows == sorted(set(rows)) and rows[-1] == step + 5
+
+
+@needs_wiring
+def test_trainer_cleans_leftovers_and_refuses_another_network(tmp_path, capsys):
+    from robustgan.train.config import resolve
+    from robustgan.train.loop import Trainer
+    run = tmp_path / "run"
+    assert train("--out", str(run), "train.steps=5") == 0
+    leftover = run / "checkpoints" / "ckpt-00000010.pt.abcd1234.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    assert train("--out", str(run), "train.steps=10") == 0
+    assert not leftover.exists()
+    cfg = resolve("toy-8gaussians", TINY + ["train.steps=15", "model.width=32"])
+    with pytest.raises(rundir.RunDirError, match="model.width: 16 -> 32") as info:
+        Trainer(cfg, run)  # the Python API checks too, before loading any weights
+    assert "\n" not in str(info.value)
+
+
+@needs_wiring
+def test_rollback_logs_each_step_once(tmp_path):
+    from robustgan.train.config import resolve
+    from robustgan.train.loop import Trainer
+    cfg = resolve("toy-8gaussians", TINY + ["train.steps=20", "train.on_nan=rollback", "log.every=1"])
+    tr = Trainer(cfg, tmp_path)
+    orig, count = tr.objective.d_loss, {"n": 0}
+
+    def d_loss(dr, df):
+        count["n"] += 1
+        out = orig(dr, df)
+        return out * float("nan") if count["n"] == 8 else out  # NaN at step 8: back to the checkpoint at 5
+
+    tr.objective.d_loss = d_loss
+    assert tr.fit()["status"] == "complete"
+    tr.close()
+    assert _rows(tmp_path) == list(range(1, 21))
