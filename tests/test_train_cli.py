@@ -58,8 +58,9 @@ def test_resume_uses_the_saved_config_as_its_base(tmp_path, capsys):
     assert rundir.config_changes(before, after) == []
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run))["step"] == 10
     capsys.readouterr()
-    assert cli_main(["train", "--resume", str(run), "reg=gp"]) == 2
-    assert "reg.name: rfm -> gp" in one_line_error(capsys)
+    assert cli_main(["train", "--resume", str(run), "loss=wgan", "reg=ar"]) == 2
+    message = one_line_error(capsys)
+    assert "loss: gan -> wgan" in message and "reg.name: rfm -> ar" in message
     assert cli_main(["train", "--resume", str(run), "--preset", "fmnist-dcgan"]) == 2
     assert "drop --preset" in one_line_error(capsys)
 

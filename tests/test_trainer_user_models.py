@@ -102,4 +102,5 @@ def test_readme_own_models_example_runs(tmp_path, monkeypatch):
     env = {"my_G": G, "my_D": D, "MyG": MyGenerator, "my_images": torch.rand(32, 1, 16, 16)}
     exec(compile(code, "README.md", "exec"), env)
     assert env["images"].shape == (16, 1, 16, 16)
-    assert 0 <= float(env["images"].min()) and float(env["images"].max()) <= 1
+    images = env["images"].detach()
+    assert 0 <= float(images.min()) and float(images.max()) <= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +19,10 @@ import torch.nn as nn
 
 from ..objectives import get_objective
 from ..ranges import range_to_uint8, uint8_to_range
-from ..regularizers import discriminator_robustness, last_linear
+from ..regularizers import discriminator_robustness
 from . import checkpoint as ckpt
+from . import rundir
 from .build import build_regularizer, pixel_units as _pixel_units, scaled_delta as _scaled_delta  # noqa: F401
-from .config import dump
 from .distributed import DistContext
 from .logging import RunLogger, save_grid, save_scatter
 from .phases import DiscriminatorLoss, GeneratorLoss
@@ -186,6 +187,14 @@ class Trainer:
         self.rollbacks = 0
         self.last_checkpoint: Path | None = None
         self.window = StatsWindow(self.device)
+        self.is_main = self.dist.rank == 0
+        self._lock = None
+        if self.is_main:
+            # One process per run folder; anything a killed atomic write left there is a leftover.
+            rundir.prepare_run_dir(self.run_dir)
+            self._lock = rundir.RunLock(self.run_dir).acquire()
+            for leftover in ckpt.clean_temporaries(self.run_dir):
+                print(f"robustgan: removed {leftover}, left by a killed write", file=sys.stderr)
         if self.dist.enabled:
             self.dist.broadcast_module(self.G)
             self.dist.broadcast_module(self.D)
@@ -196,13 +205,15 @@ class Trainer:
         g = torch.Generator().manual_seed(cfg["seed"] + 12345)
         self.fixed_z = torch.randn(64, self.G.z_dim, generator=g).to(self.device)
         if resume and (latest := ckpt.latest_checkpoint(self.run_dir)) is not None:
-            self.load_state(ckpt.load_checkpoint(latest, map_location=self.device))
+            state = ckpt.load_checkpoint(latest, map_location=self.device)
+            if isinstance(state.get("config"), dict):
+                rundir.refuse_changes(self.run_dir, state["config"], cfg)
+            self.load_state(state, path=latest)
             self.last_checkpoint = latest
-        self.is_main = self.dist.rank == 0
         self.logger = RunLogger(self.run_dir, resume_step=self.step, tensorboard=cfg["log"]["tensorboard"],
                                 enabled=self.is_main)
         if self.is_main:
-            (self.run_dir / "config.yaml").write_text(dump(cfg))
+            rundir.write_config(self.run_dir, cfg)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -219,13 +230,13 @@ class Trainer:
                            "channels": getattr(self.data, "channels", None)},
         }
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict, path: str | Path = "checkpoint") -> None:
         if state.get("format") != "robustgan-checkpoint-1":
-            raise ValueError("not a robustgan training checkpoint")
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if self.G_ema is not None and state.get("G_ema") is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
+            raise ValueError(f"{path}: not a robustgan training checkpoint")
+        nets = [("G", self.G), ("D", self.D)] + ([("G_ema", self.G_ema)] if self.G_ema is not None
+                                                 and state.get("G_ema") is not None else [])
+        for name, net in nets:
+            ckpt.load_module_state(net, state[name], name=name, path=path, saved_cfg=state.get("config"), cfg=self.cfg)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step, self.d_iter = int(state["step"]), int(state["d_iter"])
@@ -337,6 +348,7 @@ class Trainer:
             pts = self.sample(z).cpu()
             real = self.data.sample(1000, generator=torch.Generator().manual_seed(8))
             path = save_scatter(pts, folder / name, getattr(self.data, "centers", None), real, f"step {self.step}")
+            self.logger.image_file("samples", path, self.step)
         else:
             imgs = range_to_uint8(out, self.cfg["model"]["out_range"]).cpu()
             path = save_grid(imgs, folder / name, nrow=8)
@@ -369,7 +381,9 @@ class Trainer:
         window = self.window
         t0 = time.perf_counter()
         last_d = None
+        stop = rundir.StopSignals()
         try:
+            stop.__enter__()
             while self.step < steps:
                 self._set_lr()
                 for _ in range(cfg["optim"]["d_steps"]):
@@ -413,19 +427,56 @@ class Trainer:
                     window.seconds += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     self.save()
+                if self.step < steps and self._stop_requested(stop):
+                    if not ckpt_now:
+                        self._check_finite(window)
+                    return self._stop(stop, saved_now=ckpt_now)
         except _Rollback:
             if bar is not None:
                 bar.close()
+            stop.__exit__(None, None, None)
             return self._rollback_and_continue()
         finally:
             if bar is not None:
                 bar.close()
+            stop.__exit__(None, None, None)
         result = {"step": self.step, "status": "complete"}
         if lg["eval_at_end"] or lg["eval_every"]:
             result["metrics"] = self._log_eval()
+            if isinstance(result["metrics"], dict) and "skipped" not in result["metrics"]:
+                self.logger.hparams(self.cfg, result["metrics"])
         self.logger.text(f"finished at step {self.step}")
         self.logger.close()
         return result
+
+    def _stop_requested(self, stop) -> bool:
+        """Whether SIGINT/SIGTERM arrived; with several processes, all stop at the same step."""
+        flag = bool(stop.requested)
+        if self.dist.enabled:
+            import torch.distributed as tdist
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+            flag = bool(t.item())
+        return flag
+
+    def _stop(self, stop, saved_now: bool) -> dict:
+        """Stop after a signal: write a checkpoint of the finished step (if not written just now) and say so."""
+        if not saved_now:
+            self.dist.sync_buffers(self.G)
+            self.dist.sync_buffers(self.D)
+            self.save()
+        signum = int(stop.requested or 15)
+        self.logger.text(f"stopped by {stop.name or 'a signal'} at step {self.step}; checkpoint {self.last_checkpoint}")
+        self.logger.close()
+        return {"step": self.step, "status": "stopped", "signal": signum, "checkpoint": self.last_checkpoint}
+
+    def close(self) -> None:
+        """Close the logs and release the run folder (the command line calls this; so should scripts)."""
+        if getattr(self, "logger", None) is not None:
+            self.logger.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _has_eval_at(self, step: int) -> bool:
         import json
@@ -478,9 +529,9 @@ class Trainer:
 
     def _rollback_and_continue(self) -> dict:
         rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * 0.5
-        self.load_state(ckpt.load_checkpoint(self.last_checkpoint, map_location=self.device))
+        self.load_state(ckpt.load_checkpoint(self.last_checkpoint, map_location=self.device), path=self.last_checkpoint)
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
-        self.logger.rewind(self.step) if hasattr(self.logger, "rewind") else self.logger._truncate_after(self.step)
+        self.logger.rewind(self.step)
         self.logger.text(f"rolled back to step {self.step}; learning rates scaled by {self.lr_scale}")
         return self.fit()
 
