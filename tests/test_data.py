@@ -217,7 +217,7 @@ def test_missing_mnist_message_names_paths_and_files(tmp_path, monkeypatch):
     assert str(tmp_path / "envdata" / "mnist") in msg
     assert str(tmp_path / "home" / ".cache" / "robustgan" / "data" / "mnist") in msg
     assert "t10k-images-idx3-ubyte.gz" in msg and "t10k-labels-idx1-ubyte.gz" in msg
-    assert "download=True" in msg and "--download" in msg
+    assert "download=True" in msg and "data.download=true" in msg and "robustgan download mnist" in msg
     with pytest.raises(FileNotFoundError) as e:
         load_dataset("mnist", root=str(tmp_path / "given"))
     msg = one_line(e)

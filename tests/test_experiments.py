@@ -1,4 +1,4 @@
-"""Tests of the experiments layer: grid, stability sweep, executors, reports.
+"""Tests of the experiments layer: grid, stability sweep, executors (reports: tests/test_report.py).
 
 Rankings, summaries and tables are checked on constructed examples whose answers are worked out
 by hand in the test; executors on tiny real runs (8 Gaussians, an MLP of width 16, 20 steps) and
@@ -146,14 +146,16 @@ def test_sweep_table_layout():
 def test_grid_expands_attacks_only_for_attack_regularizers():
     cells = expand_cells(["gan", "lsgan", "wgan"], ["none", "noise", "gp", "ar", "rfm"], ["fgm", "pgd"],
                          ["discriminator", "loss"])
-    assert len(cells) == 3 * (3 + 2 * 2 * 2)
+    # gp has a target (gp on f o D for the robust loss) but no attack: gan-gp and gan-gp-loss
+    assert len(cells) == 3 * (2 + 2 + 2 * 2 * 2)
     assert len({c.id for c in cells}) == len(cells)
     for c in cells:
         assert (c.attack is None) == (c.reg not in ("ar", "rfm"))
-        assert (c.target is None) == (c.reg not in ("ar", "rfm"))
-    assert [c.id for c in cells[:5]] == ["gan-none", "gan-noise", "gan-gp", "gan-ar-fgm-discriminator",
-                                         "gan-ar-fgm-loss"]
-    assert len(expand_cells(["gan"], ["none", "gp"], ["fgm", "pgd", "cw"], ["discriminator", "loss"])) == 2
+        assert (c.target is None) == (c.reg not in ("ar", "rfm", "gp") or (c.reg == "gp" and c.target is None))
+    assert [c.id for c in cells[:6]] == ["gan-none", "gan-noise", "gan-gp", "gan-gp-loss",
+                                         "gan-ar-fgm-discriminator", "gan-ar-fgm-loss"]
+    assert len(expand_cells(["gan"], ["none", "gp"], ["fgm", "pgd", "cw"], ["discriminator", "loss"])) == 3
+    assert len(expand_cells(["gan"], ["none", "r1", "r2", "r1r2"], ["fgm", "pgd"], ["discriminator", "loss"])) == 4
     with pytest.raises(ValueError, match="unknown regs 'foo'"):
         expand_cells(["gan"], ["foo"])
     with pytest.raises(ValueError, match="twice"):
@@ -323,7 +325,7 @@ def test_inprocess_runs_a_divergence_and_goes_on(tmp_path):
     assert on_disk["status"] == "diverged" and on_disk["run_id"] == "bad"
 
 
-# ------------------------------------------------------------------------------------ grid + report
+# ------------------------------------------------------------------------------------------- grid
 @pytest.fixture(scope="module")
 def toy_grid(tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
@@ -348,25 +350,6 @@ def test_grid_end_to_end(toy_grid):
         assert r["config"]["reg"]["name"] == r["info"]["reg"]
     table = (out / "table.md").read_text()
     assert "| loss | none | rfm |" in table and "Best w1 during training" in table
-
-
-def test_report_is_self_contained(toy_grid):
-    out, _ = toy_grid
-    html_path, md_path = report.write_report(out)
-    page = html_path.read_text()
-    assert "<table>" in page and "Final w1 during" not in page and "Final w1" in page
-    assert page.count('src="data:image/png;base64,') >= 2 + 2  # curves (w1, robustness, loss_d) + 2 samples
-    assert "<script" not in page and "<link" not in page and "http://" not in page and "https://" not in page
-    md = md_path.read_text()
-    assert "| loss | none | rfm |" in md
-    links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
-    assert len(links) >= 4 and all((out / link).is_file() for link in links)
-    assert (out / "report_files" / "curves-w1.png").is_file()
-
-
-def test_report_without_results_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run robustgan grid or robustgan sweep"):
-        report.write_report(tmp_path)
 
 
 def test_cli_dry_run(tmp_path, capsys):
@@ -452,7 +435,7 @@ def test_sweep_end_to_end_with_report(tmp_path):
     assert sum(v["top"] for v in res["summary"].values()) >= len(ranked)
     assert "Stability over" in (tmp_path / "table.md").read_text()
     html_path, _ = report.write_report(tmp_path)
-    assert html_path.read_text().count("data:image/png;base64,") >= 4
+    assert html_path.read_text().count("data:image/png;base64,") == 2 + 1  # robustness, loss_d; the sample matrix
 
 
 @pytest.mark.slow
@@ -472,3 +455,22 @@ def test_ray_executor_runs_two_tiny_runs(tmp_path):
     # the same job in this process gives the same numbers (same seed, one thread each)
     (same,) = LocalExecutor(inprocess=True).run([Job("r0", tmp_path / "again", "toy-8gaussians", TINY)])
     assert same["final"] == pytest.approx(ok["final"], rel=1e-6)
+
+
+def test_grid_dry_run_lists_the_new_names(tmp_path, capsys):
+    assert grid.main(["--preset", "toy-8gaussians", "--out", str(tmp_path), "--losses", "gan,rpgan", "--regs",
+                      "none,noise,gp,r1,r2,r1r2,ar,rfm", "--seeds", "1", "--tune", "reg.lam=default",
+                      "--dry-run", "train.steps=5", "reg.attack_steps=3"]) == 0
+    text = capsys.readouterr().out
+    assert "16 cells, 16 runs" in text
+    for cell in ("rpgan-r1r2", "gan-r1", "gan-r2", "rpgan-ar-fgm-discriminator"):
+        assert cell in text
+    # reg.lam=default: each cell's default weight x 0.1, 1, 10 (r1: gamma 0.05, 0.5, 5)
+    assert "gan-r1-lam0.05" in text and "gan-r1-lam5" in text and "gan-ar-fgm-discriminator-lam1000" in text
+    # a grid-wide attack option is left out of cells whose regulariser / attack does not take it
+    cells = expand_cells(["gan"], ["none", "ar"], ["fgm", "pgd"])
+    base = ["reg.attack_steps=3", "optim.d_steps=2"]
+    jobs = grid.grid_jobs(cells, [0], tmp_path, "toy-8gaussians", base)
+    assert [("reg.attack_steps=3" in j.overrides) for j in jobs] == [False, False, True]
+    for j in jobs:
+        j.config()  # every cell's config is valid

@@ -6,6 +6,7 @@ Networks are built small (width 8-16, batch 4) so the whole file runs in well un
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import re
 from pathlib import Path
@@ -13,10 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from robustgan.models import (
     ARCHITECTURES,
+    MODELS,
     DCGANDiscriminator,
+    Discriminator,
+    Generator,
     MLPDiscriminator,
     ResidualBlock,
     ResNetDiscriminator,
@@ -25,6 +30,8 @@ from robustgan.models import (
     check_discriminator,
     count_parameters,
     init_weights,
+    model_entry,
+    model_names,
     valid_settings,
 )
 from robustgan.models.common import resolve_img_size
@@ -49,9 +56,11 @@ def _sample_inputs(G, D, batch=4):
     return z, x
 
 
-def _dcgan_feature_dim(img_size, width):
+def _feature_dim(arch, img_size, width, d_features="pooled"):
+    """F from the layer tables in docs/models.md: C channels in D's last base x base map."""
     base, n = resolve_img_size(img_size)
-    return base * base * width * 2 ** (n - 1)
+    c = width if arch == "resnet" else width * 2 ** (n - 1)
+    return c if d_features == "pooled" else base * base * c
 
 
 # ---------------------------------------------------------------- shapes
@@ -60,14 +69,16 @@ def _dcgan_feature_dim(img_size, width):
 @pytest.mark.parametrize("img_size", [28, 32, 64])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("arch", IMAGE_ARCHS)
-def test_image_shapes(arch, img_size, channels):
+@pytest.mark.parametrize("d_features", [None, "pooled", "flat"])
+def test_image_shapes(arch, img_size, channels, d_features):
     width = 8
-    G, D = build_models(arch, img_size=img_size, channels=channels, width=width)
+    G, D = build_models(arch, img_size=img_size, channels=channels, width=width, d_features=d_features)
     z, x = _sample_inputs(G, D, batch=3)
     assert G.z_dim == 128
     assert G(z).shape == (3, channels, img_size, img_size)
     assert D(x).shape == (3,)
-    expected_f = width if arch == "resnet" else _dcgan_feature_dim(img_size, width)
+    assert D.d_features == (d_features or "pooled")
+    expected_f = _feature_dim(arch, img_size, width, D.d_features)
     assert D.features(x).shape == (3, expected_f)
     assert D.feature_dim == expected_f
     assert D.last_linear.in_features == expected_f and D.last_linear.out_features == 1
@@ -144,6 +155,70 @@ def test_forward_is_last_linear_of_features(arch, norm):
     out = D(x)
     assert torch.equal(out, D.last_linear(D.features(x)).squeeze(-1))
     check_discriminator(D, example=x)
+
+
+@pytest.mark.parametrize("arch", IMAGE_ARCHS)
+@pytest.mark.parametrize("d_features", ["pooled", "flat"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_both_heads_follow_the_protocol(arch, d_features, norm):
+    _, D = build_models(arch, width=8, img_size=16, normalisation=norm, d_features=d_features)
+    for mode in (D.train, D.eval):
+        mode()
+        x = torch.rand(4, *D.input_shape)
+        assert torch.equal(D(x), D.last_linear(D.features(x)).squeeze(-1))
+    check_discriminator(D, example=x)
+
+
+def test_dcgan_heads_by_hand():
+    """pooled phi = mean over positions of act(Conv1x1(last map)); flat phi = the last map flattened."""
+    _, D = build_models("dcgan", width=4, img_size=16, channels=1, d_features="pooled")
+    x = torch.rand(3, 1, 16, 16)
+    h = D.net(x)  # (3, 8, 4, 4): width 4 doubled once
+    assert h.shape == (3, 8, 4, 4)
+    conv = D.head[0]
+    assert conv.kernel_size == (1, 1) and conv.bias is not None
+    pre = torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], h) + conv.bias[None, :, None, None]
+    phi = torch.nn.functional.leaky_relu(pre, 0.2).mean(dim=(2, 3))
+    torch.testing.assert_close(D.features(x), phi, rtol=1e-6, atol=1e-7)
+    _, flat = build_models("dcgan", width=4, img_size=16, channels=1, d_features="flat")
+    assert not hasattr(flat, "head")
+    torch.testing.assert_close(flat.features(x), flat.net(x).reshape(3, -1), rtol=0, atol=0)
+
+
+def test_resnet_flat_head_flattens_the_pooled_map():
+    torch.manual_seed(1)
+    _, pooled = build_models("resnet", width=4, img_size=16, d_features="pooled")
+    _, flat = build_models("resnet", width=4, img_size=16, d_features="flat")
+    state = {k: v for k, v in pooled.state_dict().items() if not k.startswith("last_linear")}
+    flat.load_state_dict({**state, **{k: v for k, v in flat.state_dict().items() if k.startswith("last_linear")}})
+    x = torch.rand(2, 3, 16, 16)
+    phi_flat = flat.features(x)
+    assert phi_flat.shape == (2, 4 * 4 * 4)
+    torch.testing.assert_close(phi_flat.view(2, 4, 16).mean(-1), pooled.features(x), rtol=1e-6, atol=1e-7)
+
+
+def _dcgan_d_closed_form(width=64, channels=3, img_size=32, norm="instance", d_features="pooled"):
+    base, n = resolve_img_size(img_size)
+    total, ch = channels * width * 16 + width, width  # first conv, with bias, no norm
+    for _ in range(n - 1):
+        total += ch * 2 * ch * 16 + (2 * ch if norm == "none" else 0)  # conv (bias only without a norm)
+        total += 2 * 2 * ch if norm != "none" else 0  # affine norm: scale and shift
+        ch *= 2
+    if d_features == "pooled":
+        return total + ch * ch + ch + ch + 1  # Conv 1x1 with bias, Linear(C, 1)
+    return total + base * base * ch + 1
+
+
+@pytest.mark.parametrize("d_features", ["pooled", "flat"])
+@pytest.mark.parametrize("img_size, channels", [(32, 3), (64, 3), (28, 1)])
+def test_dcgan_parameter_counts_match_closed_form_and_docs(d_features, img_size, channels):
+    _, D = build_models("dcgan", img_size=img_size, channels=channels, d_features=d_features)
+    expected = _dcgan_d_closed_form(channels=channels, img_size=img_size, d_features=d_features)
+    assert count_parameters(D) == expected
+    assert f"{expected:,} | {_feature_dim('dcgan', img_size, 64, d_features)}" in DOCS.read_text()
+    _, D_none = build_models("dcgan", img_size=img_size, channels=channels, d_features=d_features, normalisation="none")
+    assert count_parameters(D_none) == _dcgan_d_closed_form(
+        channels=channels, img_size=img_size, d_features=d_features, norm="none")
 
 
 def test_resnet_features_are_pooled_activations():
@@ -234,6 +309,8 @@ def test_paper_defaults_and_shorthand():
         ("dcgan", {"block": "residual"}, "block='plain' only"),
         ("resnet", {"img_size": 30}, "img_size"),
         ("resnet", {"width": 0}, "width"),
+        ("dcgan", {"d_features": "max"}, "pooled, flat"),
+        ("mlp", {"d_features": "pooled"}, "unknown setting"),
         ("mlp", {"depth": 1.5}, "depth"),
     ],
 )
@@ -480,3 +557,295 @@ def test_residual_block_plain_has_no_skip():
 def test_discriminator_classes_exported():
     assert ARCHITECTURES["dcgan"][1] is DCGANDiscriminator
     assert ARCHITECTURES["mlp"][1] is MLPDiscriminator
+
+
+# ---------------------------------------------------------------- checkpoint compatibility
+
+#: tiny G / D state dicts with inputs and eval-mode outputs, saved by the models as they were before
+#: the constructors shared their settings code (each case: arch, settings, G, D, z, x, G_out, D_out)
+SAVED_STATES = Path(__file__).resolve().parent / "data" / "models_state_v1.pt"
+
+
+def _saved_cases():
+    return torch.load(SAVED_STATES, weights_only=True)
+
+
+@pytest.mark.parametrize("case", ["resnet", "resnet_plain_none", "dcgan", "dcgan_none", "mlp"])
+def test_state_dicts_saved_by_earlier_models_still_load(case):
+    saved = _saved_cases()[case]
+    # DCGAN's D had only the flat head then
+    settings = {**saved["settings"], **({"d_features": "flat"} if saved["arch"] == "dcgan" else {})}
+    G, D = build_models(saved["arch"], **settings)
+    for net, key in ((G, "G"), (D, "D")):
+        # same names, in the same order, with the same shapes: the strict load below checks the rest
+        assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == [
+            (k, tuple(v.shape)) for k, v in saved[key].items()
+        ]
+        net.load_state_dict(saved[key])
+        net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(G(saved["z"]), saved["G_out"], rtol=0, atol=1e-6)
+        torch.testing.assert_close(D(saved["x"]), saved["D_out"], rtol=0, atol=1e-6)
+
+
+def test_loading_a_flat_dcgan_state_into_the_pooled_default_names_the_setting():
+    saved = _saved_cases()["dcgan"]
+    _, D = build_models("dcgan", **saved["settings"])
+    with pytest.raises(ValueError, match=r"F=128 features, this one F=8 .*model\.d_features=flat"):
+        D.load_state_dict(saved["D"])
+
+
+# ---------------------------------------------------------------- spectral normalisation
+
+
+def _layers(net):
+    return [(n, m) for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+
+
+def _small(arch, **kw):
+    size = {"img_size": 16} if arch != "mlp" else {}
+    return build_models(arch, width=8, **size, **kw)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_spectral_norm_normalises_every_layer_of_D_only(arch):
+    torch.manual_seed(0)
+    G, D = _small(arch, spectral_norm=True)
+    assert D.spectral_norm is True
+    assert all(parametrize.is_parametrized(m, "weight") for _, m in _layers(D)) and _layers(D)
+    assert not any(parametrize.is_parametrized(m) for _, m in _layers(G))
+    # the same parameters, stored as `original`: nothing is added that an optimiser would train
+    _, plain = _small(arch)
+    assert count_parameters(D) == count_parameters(plain)
+    # sigma is a power-iteration estimate, refined by one iteration per training-mode forward pass;
+    # after 100 passes (plus the 15 at construction) every effective weight, reshaped to
+    # (out, in * kh * kw), has largest singular value 1 to 1e-3 (measured: 2e-7 for these nets)
+    x = torch.rand(4, *D.input_shape)
+    D.train()
+    with torch.no_grad():
+        for _ in range(100):
+            D(x)
+    D.eval()
+    for name, m in _layers(D):
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+        assert abs(sigma - 1) < 1e-3, (name, sigma)
+    check_discriminator(D, example=x)
+    assert torch.equal(D(x), D.last_linear(D.features(x)).squeeze(-1))
+
+
+def test_spectral_norm_effective_w_is_what_rfm_penalises():
+    """last_linear.weight is W / sigma: scaling the stored W changes neither D nor RFM's alpha term."""
+    from robustgan.regularizers import robust_feature_matching
+
+    torch.manual_seed(0)
+    _, D = _small("dcgan", spectral_norm=True)
+    D.eval()  # no power-iteration update, so repeated calls see the same sigma estimate
+    fake = torch.rand(4, *D.input_shape)
+    w = D.last_linear.weight
+    assert isinstance(D.last_linear, nn.Linear) and w.shape == (1, D.feature_dim)
+    stored = D.last_linear.parametrizations.weight.original
+    # a (1, F) matrix: sigma is ||W||_2, found exactly by one power iteration
+    torch.testing.assert_close(w, stored / stored.norm(), rtol=1e-5, atol=1e-7)
+
+    def alpha_term(D):
+        a = robust_feature_matching(D, fake, alpha=1.0) - robust_feature_matching(D, fake, alpha=0.0)
+        return a.item()
+
+    out = D(fake)
+    before = stored.pow(2).sum().item()
+    assert abs(before - 1.0) > 0.5  # N(0, 0.02) init: far from a unit vector
+    assert abs(alpha_term(D) - 1.0) < 1e-4  # ||W / sigma||^2 = 1, not ||W||^2
+    with torch.no_grad():
+        stored.mul_(3.0)
+    torch.testing.assert_close(D(fake), out, rtol=1e-5, atol=1e-6)
+    assert abs(alpha_term(D) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_spectral_norm_state_dict_round_trips_and_deepcopies(arch, tmp_path):
+    torch.manual_seed(0)
+    _, D = _small(arch, spectral_norm=True)
+    x = torch.rand(4, *D.input_shape)
+    D.train()
+    with torch.no_grad():
+        D(x)  # move u, v away from their construction values
+    D.eval()
+    ref = D(x)
+    torch.save(D.state_dict(), tmp_path / "d.pt")
+    state = torch.load(tmp_path / "d.pt", weights_only=True)
+    assert any(k.endswith("parametrizations.weight.original") for k in state)
+    assert any(k.endswith("parametrizations.weight.0._u") for k in state)  # the power-iteration state
+    torch.manual_seed(1)
+    _, fresh = _small(arch, spectral_norm=True)
+    fresh.load_state_dict(state)
+    fresh.eval()
+    torch.testing.assert_close(fresh(x), ref, rtol=0, atol=0)
+    twin = copy.deepcopy(D)
+    torch.testing.assert_close(twin(x), ref, rtol=0, atol=0)
+    with torch.no_grad():
+        twin.last_linear.parametrizations.weight.original.add_(1.0)
+    torch.testing.assert_close(D(x), ref, rtol=0, atol=0)  # the copy owns its own tensors
+    # a checkpoint of the other kind names the setting
+    _, plain = _small(arch)
+    with pytest.raises(ValueError, match="spectral_norm=True, this one with spectral_norm=False"):
+        plain.load_state_dict(state)
+    with pytest.raises(ValueError, match="model.spectral_norm=false"):
+        fresh.load_state_dict(plain.state_dict())
+
+
+@pytest.mark.parametrize("reg", ["gp", "ar", "rfm"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_spectral_norm_combines_with_regularisers(arch, reg):
+    from robustgan.regularizers import make_regularizer
+
+    torch.manual_seed(0)
+    G, D = _small(arch, spectral_norm=True)
+    real = torch.rand(4, *D.input_shape)
+    fake = G(torch.randn(4, G.z_dim)).detach()
+    penalty = make_regularizer(reg, lam=1.0).penalty(D, real, fake, objective="gan")
+    assert penalty.dim() == 0 and torch.isfinite(penalty)
+    penalty.backward()
+    grads = [m.parametrizations.weight.original.grad for _, m in _layers(D)]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().max() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("arch", IMAGE_ARCHS)
+def test_spectral_norm_channels_last_and_bfloat16(arch):
+    torch.manual_seed(0)
+    _, D = _small(arch, spectral_norm=True)
+    D.eval()
+    x = torch.rand(4, *D.input_shape)
+    ref = D(x)
+    Dc = copy.deepcopy(D).to(memory_format=torch.channels_last)
+    torch.testing.assert_close(Dc(x.contiguous(memory_format=torch.channels_last)), ref, rtol=0, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = D(x)
+    assert (out.float() - ref).abs().max().item() <= 0.1 * ref.abs().max().item() + 1e-3
+
+
+def test_spectral_norm_init_writes_the_stored_weight():
+    _, D = _small("dcgan", spectral_norm=True)
+    stored = D.last_linear.parametrizations.weight.original
+    with torch.no_grad():
+        stored.zero_()
+    init_weights(D, "dcgan")
+    assert 0.01 < stored.std().item() < 0.03  # N(0, 0.02) again, not left at zero
+
+
+def test_spectral_norm_must_be_a_bool():
+    with pytest.raises(ValueError, match="spectral_norm must be true or false"):
+        build_models("resnet", spectral_norm="yes")
+    assert "spectral_norm" in valid_settings("mlp")
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_registry_names_and_kinds():
+    assert model_names() == tuple(MODELS) == ("resnet", "dcgan", "mlp")
+    assert model_names(data="image") == ("resnet", "dcgan") and model_names(data="points") == ("mlp",)
+    assert {n: (e.generator, e.discriminator) for n, e in MODELS.items()} == ARCHITECTURES
+    with pytest.raises(ValueError, match="image, points"):
+        model_names(data="audio")
+    with pytest.raises(ValueError, match="resnet, dcgan, mlp"):
+        model_entry("biggan")
+
+
+def test_registry_settings_match_the_earlier_hand_written_lists():
+    split = {"width", "block", "nonlinearity", "normalisation"}
+    split |= {f"{p}_{n}" for n in list(split) for p in "gd"}
+    image = split | {"z_dim", "out_range", "img_size", "channels", "d_features", "spectral_norm"}
+    assert set(valid_settings("resnet")) == set(valid_settings("dcgan")) == image
+    assert set(valid_settings("mlp")) == split | {"z_dim", "out_range", "dim", "depth", "spectral_norm"}
+    assert MODELS["resnet"].shared == ("img_size", "channels") and MODELS["mlp"].shared == ("dim", "depth")
+    assert MODELS["dcgan"].d_only == ("d_features", "spectral_norm") and MODELS["mlp"].d_only == ("spectral_norm",)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_registry_defaults_are_what_build_models_builds(arch):
+    defaults = MODELS[arch].defaults()
+    G, D = build_models(arch)
+    for name, value in defaults.items():
+        if name.startswith("g_"):
+            nets, attr = [G], name[2:]
+        elif name.startswith("d_") and name != "d_features":
+            nets, attr = [D], name[2:]
+        else:
+            nets, attr = [n for n in (G, D) if name in inspect.signature(type(n).__init__).parameters], name
+        assert nets, name
+        for net in nets:
+            assert getattr(net, attr) == value, (arch, name)
+    expected = {"resnet": (128, 128), "dcgan": (64, 128), "mlp": (512, 2)}[arch]
+    assert (defaults["width"], defaults["z_dim"]) == expected
+    if arch == "mlp":
+        assert defaults["normalisation"] == "none" and "g_normalisation" not in defaults
+    else:
+        assert (defaults["g_normalisation"], defaults["d_normalisation"]) == ("batch", "instance")
+
+
+def _cfg(arch, data_name="fashion-mnist", **model):
+    return {"model": {"arch": arch, "width": 8, "out_range": None, **model}, "data": {"name": data_name}}
+
+
+def test_build_networks_takes_image_settings_from_the_data():
+    from types import SimpleNamespace
+
+    from robustgan.train.loop import build_networks
+
+    images = SimpleNamespace(channels=1, img_size=16)
+    G, D = build_networks(_cfg("dcgan", d_features="flat", spectral_norm=True), images)
+    assert D.input_shape == (1, 16, 16) and G(torch.randn(2, G.z_dim)).shape == (2, 1, 16, 16)
+    assert D.d_features == "flat" and D.spectral_norm
+    G, D = build_networks(_cfg("mlp", "8gaussians"), object())
+    assert D.input_shape == (2,)
+    with pytest.raises(ValueError, match=r"model.arch=resnet is for image data, but data.name=8gaussians is "
+                                         r"2-D point data; use model.arch=mlp"):
+        build_networks(_cfg("resnet", "8gaussians"), object())
+    with pytest.raises(ValueError, match=r"model.arch=mlp is for 2-D point data.*use model.arch=resnet or dcgan"):
+        build_networks(_cfg("mlp"), images)
+    with pytest.raises(ValueError, match="unknown arch 'vit'"):
+        build_networks(_cfg("vit"), images)
+
+
+class _TinyG(Generator):
+    def __init__(self, z_dim: int = 3, img_size: int = 8, channels: int = 1, width: int = 4, out_range: str = "sigmoid"):
+        super().__init__(z_dim, out_range)
+        self.configure(img_size=img_size, channels=channels, width=width)
+        self.net = nn.Linear(z_dim, channels * img_size * img_size)
+
+    def generate(self, z):
+        return torch.sigmoid(self.net(z)).view(z.shape[0], self.channels, self.img_size, self.img_size)
+
+
+class _TinyD(Discriminator):
+    def __init__(self, img_size: int = 8, channels: int = 1, width: int = 4, spectral_norm: bool = False):
+        super().__init__()
+        self.configure(img_size=img_size, channels=channels, width=width, spectral_norm=spectral_norm)
+        self.body = nn.Linear(channels * img_size * img_size, width)
+        self.last_linear = nn.Linear(width, 1)
+        self.finish("xavier")
+
+    def compute_features(self, x):
+        return torch.relu(self.body(x.flatten(1)))
+
+
+def test_a_new_architecture_is_one_registry_entry(monkeypatch):
+    """Registering an entry is all build_models, valid_settings and build_networks need."""
+    from types import SimpleNamespace
+
+    from robustgan.models import ModelEntry
+    from robustgan.train.loop import build_networks
+
+    monkeypatch.setitem(MODELS, "tiny", ModelEntry("tiny", _TinyG, _TinyD, "image", "a test pair"))
+    assert "tiny" in model_names(data="image")
+    assert set(valid_settings("tiny")) == {"z_dim", "out_range", "img_size", "channels", "width", "g_width",
+                                           "d_width", "spectral_norm"}
+    assert MODELS["tiny"].defaults() == {"z_dim": 3, "out_range": "sigmoid", "img_size": 8, "channels": 1,
+                                         "width": 4, "spectral_norm": False}
+    G, D = build_networks(_cfg("tiny", spectral_norm=True), SimpleNamespace(channels=3, img_size=16))
+    x = G(torch.randn(2, 3))
+    assert x.shape == (2, 3, 16, 16) and D.width == 8 and D.spectral_norm
+    check_discriminator(D, example=x.detach())
+    with pytest.raises(ValueError, match="data must be one of image, points"):
+        ModelEntry("bad", _TinyG, _TinyD, "video", "")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from robustgan.objectives import get_objective
+from robustgan.objectives import OBJECTIVES, get_objective
 
 T = torch.linspace(-4, 4, 41, dtype=torch.float64)
 
@@ -65,5 +65,40 @@ def test_larger_d_means_more_real():
 
 
 def test_unknown_loss():
-    with pytest.raises(ValueError, match="choose one of gan, lsgan, wgan, hinge"):
+    with pytest.raises(ValueError, match="choose one of gan, lsgan, wgan, hinge, rpgan"):
         get_objective("vanilla")
+
+
+def test_rpgan_closed_form_and_pairing():
+    obj = get_objective("rpgan")
+    dr = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    df = torch.tensor([0.3, 0.1, -1.0], dtype=torch.float64)
+    sp = lambda t: torch.log1p(torch.exp(t))  # noqa: E731
+    assert obj.d_loss(dr, df).item() == pytest.approx(sp(-(dr - df)).mean().item(), rel=1e-12)
+    assert obj.g_loss(df, dr).item() == pytest.approx(sp(-(df - dr)).mean().item(), rel=1e-12)
+    assert obj.d_loss(dr, df).item() == pytest.approx(-obj.value(dr, df).item(), rel=1e-12)
+    # larger D means more real, for D and (through the pairs) for G
+    assert obj.d_loss(dr + 0.5, df) < obj.d_loss(dr, df) and obj.d_loss(dr, df - 0.5) < obj.d_loss(dr, df)
+    assert obj.g_loss(df + 0.5, dr) < obj.g_loss(df, dr)
+    # the generator's loss treats D(real) as a constant
+    dr_g = dr.clone().requires_grad_(True)
+    df_g = df.clone().requires_grad_(True)
+    loss = obj.g_loss(df_g, dr_g)
+    loss.backward()
+    assert dr_g.grad is None and df_g.grad is not None
+    assert obj.g_needs_real and not obj.has_f
+    with pytest.raises(ValueError, match="needs D on a real batch"):
+        obj.g_loss(df)
+    with pytest.raises(ValueError, match="pairs real and fake"):
+        obj.d_loss(dr, df[:2])
+    with pytest.raises(ValueError, match="no per-sample f"):
+        obj.f(dr)
+
+
+def test_registry_flags():
+    assert list(OBJECTIVES) == ["gan", "lsgan", "wgan", "hinge", "rpgan"]
+    assert [n for n, c in OBJECTIVES.items() if c.g_needs_real] == ["rpgan"]
+    assert all(c.description for c in OBJECTIVES.values())
+    # every loss's default-weight row exists (directly or through weights_like)
+    assert {n: c.weights_like for n, c in OBJECTIVES.items()} == {
+        "gan": None, "lsgan": None, "wgan": None, "hinge": "gan", "rpgan": "gan"}

@@ -6,8 +6,9 @@ import torch.nn as nn
 
 from robustgan.objectives import get_objective
 from robustgan.regularizers import (
-    InstanceNoise, adversarial_regularization, discriminator_robustness, gradient_penalty,
-    make_regularizer, robust_feature_matching,
+    REGULARIZERS, SETTINGS, InstanceNoise, Regularizer, adversarial_regularization, default_weight,
+    discriminator_robustness, gradient_penalty, linf_radius, make_regularizer, register_regularizer,
+    robust_feature_matching, zero_centred_penalty,
 )
 from test_attacks import SmallD
 
@@ -137,7 +138,7 @@ def test_shared_forward_gives_same_penalty():
         reg = make_regularizer(name, lam=2.0)
         plain = reg.penalty(D, x, x)
         xg = x.clone().requires_grad_(True)
-        shared = reg.penalty(D, x, xg, features_fake=D.features(xg))
+        shared = reg.penalty(D, x, xg, fake_features=D.features(xg))
         assert shared.item() == pytest.approx(plain.item(), rel=1e-5)
 
 
@@ -224,3 +225,150 @@ def test_theorem_4_3_bound_on_trained_linear_d():
         robustness = discriminator_robustness(D, fake, delta=0.5)
         bound = math.sqrt(-2 * obj.f0 / lam)
         assert robustness <= bound
+
+
+# ------------------------------------------------------------------ rivals, robust-loss gp, registry
+@pytest.mark.parametrize("name,factor", [("r1", 1.0), ("r2", 1.0), ("r1r2", 2.0)])
+def test_zero_centred_penalty_of_a_linear_d(name, factor):
+    """R1 / R2 of D(x) = a.x + b is gamma/2 * ||a||^2 (per batch, on real / fake / both)."""
+    D = LinearD(12)
+    real, fake = torch.randn(5, 3, 2, 2, dtype=torch.float64), torch.randn(5, 3, 2, 2, dtype=torch.float64)
+    gamma = 0.7
+    reg = make_regularizer(name, lam=gamma)
+    expected = factor * gamma / 2 * D.a().pow(2).sum()
+    assert reg.penalty(D, real, fake).item() == pytest.approx(expected.item(), rel=1e-10)
+    # the shared forward pass (inputs that require grad, D's outputs passed in) gives the same value
+    r, f = real.clone().requires_grad_(True), fake.clone().requires_grad_(True)
+    shared = reg.penalty(D, r, f, fake_features=D.features(f), d_real=D(r))
+    assert shared.item() == pytest.approx(expected.item(), rel=1e-10)
+    assert reg.input_grads() == {"r1": {"real"}, "r2": {"fake"}, "r1r2": {"real", "fake"}}[name]
+
+
+def test_zero_centred_penalty_backprops_to_parameters():
+    D = QuadD(6)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    rho = zero_centred_penalty(D, x)
+    (g,) = torch.autograd.grad(rho, D.a)
+    # rho = 1/2 mean_i sum_j (2 a_j x_ij)^2 -> d rho / d a_j = mean_i 4 a_j x_ij^2
+    assert torch.allclose(g, 4 * D.a.detach() * (x ** 2).mean(0), rtol=1e-10)
+
+
+def test_gp_on_the_robust_loss():
+    """gp with target=loss penalises grad f(D(x_hat)): equal to the ordinary gp for wgan (f = -t);
+    for gan (f = -softplus) the gradient is -sigmoid(D(x_hat)) a."""
+    D = LinearD(12)
+    real, fake = torch.randn(6, 3, 2, 2, dtype=torch.float64), torch.randn(6, 3, 2, 2, dtype=torch.float64)
+
+    def gp(**kw):
+        torch.manual_seed(3)
+        return gradient_penalty(D, real, fake, **kw).item()
+
+    plain = gp()
+    assert gp(target="loss", objective="wgan") == pytest.approx(plain, rel=1e-12)
+    torch.manual_seed(3)
+    e = torch.rand(6, 1, 1, 1)
+    x_hat = e * real + (1 - e) * fake
+    with torch.no_grad():
+        norms = torch.sigmoid(D(x_hat)) * D.a().norm()
+    expected = ((norms - 1) ** 2).mean().item()
+    assert gp(target="loss", objective="gan") == pytest.approx(expected, rel=1e-8)
+    assert gp(target="loss", objective="gan") != pytest.approx(plain, rel=1e-3)
+    reg = make_regularizer("gp", target="loss")
+    torch.manual_seed(3)
+    assert reg.rho(D, real, fake, objective="gan").item() == pytest.approx(expected, rel=1e-8)
+    with pytest.raises(ValueError, match="no per-sample f"):
+        gradient_penalty(D, real, fake, target="loss", objective="rpgan")
+
+
+def test_ar_over_delta_squared_converges_to_the_r2_value():
+    """First order: E (D(x) - D(x + v))^2 = delta^2 E ||grad D||^2 + O(delta^3) with FGM, i.e.
+    AR(delta) / delta^2 -> 2 * rho_R2 (rho_R2 = 1/2 E ||grad D||^2); the error falls like delta."""
+    from test_attacks import SmoothD
+
+    D = SmoothD().double()
+    x = torch.rand(16, 3, 4, 4, dtype=torch.float64)
+    r2 = 2 * zero_centred_penalty(D, x).item()
+    errors = []
+    for delta in [1e-1, 1e-2, 1e-3]:
+        ar = adversarial_regularization(D, x, delta=delta).item() / delta ** 2
+        errors.append(abs(ar - r2) / r2)
+    assert errors[2] < 2e-3
+    assert errors[1] < errors[0] / 5 and errors[2] < errors[1] / 5
+
+
+def test_linf_radius_defaults_to_the_l2_length_of_fgm():
+    D = SmallD()
+    x = torch.rand(4, 3, 8, 8)
+    reg = make_regularizer("ar", attack="fgsm", delta=0.05)
+    assert reg.radius(x) == pytest.approx(0.05 / math.sqrt(3 * 8 * 8))
+    assert linf_radius(0.05, None, torch.zeros(1, 3, 32, 32)) * math.sqrt(3072) == pytest.approx(0.05)
+    assert make_regularizer("ar", attack="fgsm", delta_inf=0.05).radius(x) == 0.05
+    assert make_regularizer("ar", attack="pgd", attack_kwargs={"p": "inf"}, delta_inf=0.02).radius(x) == 0.02
+    assert make_regularizer("ar", attack="pgd", delta_inf=0.02).radius(x) == 0.05  # L2 pgd: delta
+    # the penalty uses that radius: fgsm on a linear D changes it by delta_inf * ||a||_1
+    L = LinearD(12)
+    xs = torch.randn(3, 3, 2, 2, dtype=torch.float64)
+    rho = make_regularizer("ar", attack="fgsm", delta=0.05, lam=1.0).rho(L, xs, xs)
+    assert rho.item() == pytest.approx(((0.05 / math.sqrt(12)) * L.a().abs().sum()).pow(2).item(), rel=1e-8)
+
+
+def test_rfm_feature_measure_attack_runs_and_differs():
+    D = SmallD()
+    x = torch.rand(6, 3, 8, 8)
+    a = robust_feature_matching(D, x, attack="pgd", attack_kwargs={"steps": 3})
+    b = robust_feature_matching(D, x, attack="pgd", attack_kwargs={"steps": 3}, attack_measure="features")
+    assert torch.isfinite(a) and torch.isfinite(b) and b.item() >= 0
+
+
+def test_registry_declares_settings_and_weights_for_every_loss():
+    from robustgan.objectives import OBJECTIVES
+    assert list(REGULARIZERS) == ["none", "noise", "gp", "r1", "r2", "r1r2", "ar", "rfm"]
+    for name, cls in REGULARIZERS.items():
+        assert cls.description and all(k in SETTINGS for k in cls.settings)
+        for loss in OBJECTIVES:
+            w = default_weight(name, loss)
+            assert (w > 0) == (cls.default_weights is not None)
+    assert default_weight("rfm", "wgan") == 100.0 and default_weight("rfm", "rpgan") == 1.0
+    assert default_weight("gp", "hinge") == 10.0 and default_weight("r1r2", "rpgan") == 0.5
+    assert [n for n, c in REGULARIZERS.items() if c.uses_attack] == ["ar", "rfm"]
+
+
+def test_missing_default_weight_is_an_error():
+    from robustgan.objectives import OBJECTIVES, Objective, register_objective
+    from robustgan.options import ConfigError
+
+    class Odd(Objective):
+        name = "odd"
+
+        def f(self, t):
+            return -t
+
+    register_objective(Odd)
+    try:
+        with pytest.raises(ConfigError, match="no default weight for reg=ar with loss=odd; set reg.lam"):
+            default_weight("ar", "odd")
+        assert default_weight("none", "odd") == 0.0
+    finally:
+        OBJECTIVES.pop("odd")
+
+
+def test_adding_a_regulariser_is_one_class():
+    """A regulariser registered here is a valid reg.name, gets its default weight and is built."""
+    from robustgan.train.build import build_regularizer
+    from robustgan.train.config import resolve
+
+    @register_regularizer
+    class Centre(Regularizer):
+        name = "centre"
+        description = "lam * E D(G(z))^2"
+        settings = ("lam", "every")
+        default_weights = {"gan": 0.25, "lsgan": 0.25, "wgan": 0.25}
+
+        def rho(self, D, real, fake, **kw):
+            return D(fake).pow(2).mean()
+
+    try:
+        reg = build_regularizer(resolve("toy-8gaussians", ["reg=centre"]))
+        assert isinstance(reg, Centre) and reg.lam == 0.25
+    finally:
+        REGULARIZERS.pop("centre")

@@ -60,7 +60,7 @@ def test_overrides_and_shorthands():
     assert cfg["model"]["normalisation"] is None and cfg["optim"]["lr_d"] == pytest.approx(1e-3)
     with pytest.raises(ConfigError, match="loss='wgn' is not valid; choose one of gan, lsgan, wgan, hinge"):
         resolve(None, ["loss=wgn"])
-    with pytest.raises(ConfigError, match="train.steps must be a positive integer"):
+    with pytest.raises(ConfigError, match="train.steps=0 is not valid; expected int >= 1"):
         resolve(None, ["train.steps=0"])
     with pytest.raises(ConfigError, match="is a section"):
         resolve(None, ["reg.attack=fgm", "optim=3"])
@@ -102,7 +102,7 @@ def test_toy_run_writes_outputs(tmp_path):
     assert state["step"] == 10 and state["d_iter"] == 10 and state["config"]["reg"]["name"] == "rfm"
 
 
-@pytest.mark.parametrize("reg", ["none", "noise", "gp", "ar", "rfm"])
+@pytest.mark.parametrize("reg", ["none", "noise", "gp", "r1", "r2", "r1r2", "ar", "rfm"])
 def test_every_regulariser_trains_images(tmp_path, reg):
     images = torch.randint(0, 256, (64, 1, 16, 16), dtype=torch.uint8)
     from robustgan.data.images import TensorImageDataset
@@ -110,7 +110,8 @@ def test_every_regulariser_trains_images(tmp_path, reg):
     ds = TensorImageDataset(images, name="tiny", split="train")
     cfg = resolve("fmnist-dcgan", ["model.width=8", "train.batch_size=16", "train.steps=3", "log.every=1",
                                    "log.checkpoint_every=3", "log.progress=false", "log.eval_at_end=false",
-                                   "log.tensorboard=false", f"reg={reg}", "optim.d_steps=2", "reg.every=2"])
+                                   "log.tensorboard=false", f"reg={reg}", "optim.d_steps=2",
+                                   *(["reg.every=2"] if reg not in ("none", "noise") else [])])
     orig = loop.load_training_data
     loop.load_training_data = lambda cfg: ds
     try:
@@ -119,7 +120,7 @@ def test_every_regulariser_trains_images(tmp_path, reg):
         loop.load_training_data = orig
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 3
-    if reg in ("gp", "ar", "rfm"):
+    if reg not in ("none", "noise"):
         assert all(r["penalty"] > 0 for r in rows)
     else:
         assert all("penalty" not in r for r in rows)
@@ -189,6 +190,63 @@ def test_nan_stops_with_checkpoint_intact(tmp_path, capsys):
     assert state["step"] == 10
     assert all(torch.isfinite(v).all() for v in state["D"].values() if v.is_floating_point())
     assert "became nan" in (tmp_path / "log.txt").read_text()
+
+
+def test_nan_between_log_ticks_never_reaches_a_checkpoint(tmp_path):
+    # Losses are read back only at log ticks and before samples, evaluations and checkpoints:
+    # a NaN at step 12 with log.every=20 is seen at the checkpoint of step 15, before it is written.
+    cfg = toy_cfg("log.every=20", "log.samples_every=100", steps=20)
+    tr = Trainer(cfg, tmp_path)
+    _nan_after(tr, 12)
+    with pytest.raises(TrainingDiverged, match=r"loss_d became nan at step 12; .*ckpt-00000010.pt\) is intact"):
+        tr.fit()
+    assert tr.step == 15  # seen late, at the next check
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)][-1] == "ckpt-00000010.pt"
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
+    assert all(torch.isfinite(v).all() for v in state["D"].values() if v.is_floating_point())
+
+
+def test_nan_message_does_not_suggest_rollback_when_it_is_set(tmp_path):
+    cfg = toy_cfg("train.on_nan=rollback", "train.max_rollbacks=0", steps=20)
+    tr = Trainer(cfg, tmp_path)
+    _nan_after(tr, 12)
+    with pytest.raises(TrainingDiverged) as info:
+        tr.fit()
+    assert "set train.on_nan=rollback" not in str(info.value)
+    assert "0 of train.max_rollbacks=0 rollbacks were used" in str(info.value)
+
+
+def test_logged_averages_do_not_depend_on_where_a_run_resumed(tmp_path):
+    # log.every (10) > checkpoint_every (5): a run stopped at step 5 and resumed must log the
+    # same window averages at steps 10 and 20 as a run that was never interrupted.
+    cfg = toy_cfg("log.every=10", "log.checkpoint_every=5", steps=20)
+    Trainer(cfg, tmp_path / "full").fit()
+
+    class Stop(Exception):
+        pass
+
+    tr = Trainer(cfg, tmp_path / "resumed")
+    orig_save = tr.save
+
+    def save_then_stop():
+        out = orig_save()
+        raise Stop()
+
+    tr.save = save_then_stop
+    with pytest.raises(Stop):
+        tr.fit()
+    assert tr.step == 5
+    Trainer(cfg, tmp_path / "resumed").fit()
+
+    def train_rows(run):
+        rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r for r in rows if r["kind"] == "train"}
+
+    full, resumed = train_rows(tmp_path / "full"), train_rows(tmp_path / "resumed")
+    assert sorted(full) == sorted(resumed) == [10, 20]
+    for step in (10, 20):
+        for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+            assert resumed[step][key] == full[step][key], (step, key)
 
 
 def test_nan_rollback_lowers_lr_and_finishes(tmp_path):

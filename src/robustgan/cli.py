@@ -1,6 +1,7 @@
 """The ``robustgan`` command. Each subcommand lives in its own module, imported only when used.
 
-A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``. User errors
+``robustgan`` alone, ``robustgan help`` and ``robustgan -h`` list the subcommands;
+``robustgan --version`` prints the version. A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``. User errors
 (bad options, missing data, unknown config keys, failed downloads) are raised as
 :class:`UserError`, ``ValueError``, ``FileNotFoundError`` or ``DownloadError`` and printed as one
 line, without a traceback; set ``ROBUSTGAN_DEBUG=1`` to see the traceback.
@@ -16,6 +17,7 @@ import sys
 SUBCOMMANDS = {
     "train": ("robustgan.train.cli", "train a GAN (default: a short Fashion-MNIST job)"),
     "sample": ("robustgan.train.sample", "draw a grid of samples from a run's checkpoint"),
+    "generate": ("robustgan.generate", "write one PNG per seed from a run's checkpoint"),
     "eval": ("robustgan.metrics.cli", "evaluate a run's checkpoint (FD, KID, precision/recall)"),
     "dirac": ("robustgan.experiments.dirac", "the Dirac-GAN study (Figures 2 and 5 of the paper)"),
     "download": ("robustgan.data.download", "fetch and verify a data set (MNIST, Fashion-MNIST, CIFAR-10)"),
@@ -29,17 +31,36 @@ class UserError(Exception):
     """An error caused by the user's input; printed as one line."""
 
 
+def _top_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    top = argparse.ArgumentParser(
+        prog="robustgan", description="robustgan: GANs whose discriminator is robust to adversarial attacks",
+        epilog="Run `robustgan COMMAND -h` for a command's options; `robustgan train` runs the default job "
+               "(a short Fashion-MNIST GAN with robust feature matching).")
+    top.add_argument("--version", action="version", version=f"robustgan {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    sub.add_parser("help", help="show this list, or `robustgan help COMMAND` for a command's options")
+    return top
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    top = _top_parser()
     if not argv:
-        argv = ["train"]  # `robustgan` alone runs the default job
+        top.print_help()
+        return 0
+    if argv[0] == "help":
+        if len(argv) > 1 and argv[1] in SUBCOMMANDS:
+            argv = [argv[1], "--help"]
+        else:
+            top.print_help()
+            return 0
     if argv[0] not in SUBCOMMANDS:
-        top = argparse.ArgumentParser(prog="robustgan", description="robustgan: GANs whose discriminator is robust to adversarial attacks")
-        sub = top.add_subparsers(dest="command", metavar="COMMAND")
-        for name, (_, help_text) in SUBCOMMANDS.items():
-            sub.add_parser(name, help=help_text)
         if argv[0].startswith("-"):
-            top.parse_args(argv)  # --help, or an error for an unknown option
+            top.parse_args(argv[:1])  # --help, --version, or an error for an unknown option
         top.error(f"unknown command {argv[0]!r}; choose one of {', '.join(SUBCOMMANDS)}")
     command = argv[0]
     module_name, help_text = SUBCOMMANDS[command]

@@ -270,7 +270,8 @@ def _where(dirs: Sequence[Path], root) -> str:
 
 
 def _download_hint(name: str) -> str:
-    return "pass download=True (--download on the command line) when online" if name in SOURCES else ""
+    return (f"pass download=True (data.download=true for robustgan train, or run robustgan download {name}) "
+            "when online") if name in SOURCES else ""
 
 
 def _check_split(name: str, split: str, allowed: Sequence[str]) -> str:
@@ -348,12 +349,33 @@ def _numpy_reconstruct():
     return core.multiarray._reconstruct
 
 
-#: the only globals a CIFAR-10 batch may name (numpy array and dtype reconstruction)
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` as a Python-3 protocol-2 pickle uses it: bytes stored as a latin-1 string."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _array_from_buffer(buf, dtype, shape, order="C"):
+    """numpy's ``_frombuffer`` as a protocol-5 pickle uses it, for plain (non-object) dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise UnsafePickleError(f"refusing an array of dtype {dtype!r}")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape) or order not in ("C", "F"):
+        raise UnsafePickleError("refusing an array with a malformed shape or order")
+    return np.frombuffer(memoryview(buf), dtype=dtype).reshape(shape, order=order).copy()
+
+
+#: the only globals a CIFAR-10 batch may name: numpy array and dtype reconstruction, and the two
+#: helpers Python 3 writes for array data (``_codecs.encode`` in protocol 2, ``_frombuffer`` in
+#: protocol 5), each replaced by a version that accepts only what an array needs
 _PICKLE_ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
+    ("_codecs", "encode"): lambda: _latin1_encode,
+    ("numpy.core.numeric", "_frombuffer"): lambda: _array_from_buffer,
+    ("numpy._core.numeric", "_frombuffer"): lambda: _array_from_buffer,
 }
 
 
@@ -556,7 +578,7 @@ def load_folder(root: str | os.PathLike | None, split: str = "train", img_size: 
     whole folder).
     """
     if root is None:
-        raise ValueError("the folder data set needs root=<folder of images> (--data-root on the command line)")
+        raise ValueError("the folder data set needs root=<folder of images> (data.root=<folder> for robustgan train)")
     _check_split("folder", split, ("train", "all"))
     root = Path(root).expanduser()
     if not root.is_dir():

@@ -197,20 +197,23 @@ def needs_run(record: dict | None, retry_diverged: bool = False) -> bool:
 
 @contextlib.contextmanager
 def _run_lock(run_dir: Path):
-    """Exclusive, non-blocking lock on ``run_dir/.lock`` (released when the process dies)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(run_dir / ".lock", "a+")
+    """The run folder's lock (:class:`robustgan.train.rundir.RunLock`, released when the process dies).
+
+    Yields the lock, whose ``child_env()`` hands it to the ``robustgan train`` child on that folder.
+    """
+    from ..train.rundir import RunBusyError, RunLock
+
+    lock = RunLock(run_dir, exclusive=True)  # a second job in this process is refused too
     try:
-        try:
-            import fcntl
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # not POSIX: no lock, as before
-            pass
-        except OSError:
-            raise RunDirBusy(f"{run_dir} is being run by another process; wait for it to finish or stop it") from None
-        yield
+        lock.acquire()
+    except RunBusyError:
+        pid = lock.holder_pid()
+        raise RunDirBusy(f"{run_dir} is being run by another process or job{f' (process {pid})' if pid else ''}; "
+                         f"wait for it to finish or stop it") from None
+    try:
+        yield lock
     finally:
-        fh.close()
+        lock.release()
 
 
 def _eval_note(run_dir: Path) -> str | None:
@@ -409,7 +412,7 @@ class LocalExecutor(_Executor):
     def _launch(self, job: Job) -> dict:
         run_dir = Path(job.run_dir)
         lock = _run_lock(run_dir)
-        lock.__enter__()
+        held = lock.__enter__()
         try:
             resumed_from = _latest_step(run_dir)  # where the trainer will pick up
             out_path = run_dir / "output.txt"
@@ -417,10 +420,12 @@ class LocalExecutor(_Executor):
             env = dict(os.environ)
             env.update(OMP_NUM_THREADS=str(self.threads_per_run), MKL_NUM_THREADS=str(self.threads_per_run),
                        PYTHONUNBUFFERED="1")
+            env, lock_fds = held.child_env(env)  # the child trains under this lock instead of failing on it
             fh = open(out_path, "ab")
             cmd = job_command(with_threads(job, self.threads_per_run))
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                    env=env, pass_fds=lock_fds,
+                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         except BaseException:
             lock.__exit__(None, None, None)
             raise

@@ -6,10 +6,12 @@
     robustgan grid --preset cifar10-resnet --regs none,gp,rfm --targets loss --out grids/table4
     robustgan grid --preset toy-8gaussians --regs gp,ar,rfm --tune reg.lam=0.1,1,10 --out grids/toy
 
-Every *cell* is a (loss, regulariser[, attack, target]) combination; the attack and the target
-(``discriminator``: penalise D; ``loss``: penalise f o D, Appendix D) only exist for ``ar`` and
-``rfm``, so ``none``, ``noise`` and ``gp`` get one cell per loss whatever ``--attacks`` /
-``--targets`` say. Each cell is trained once per seed (seeds 0 .. N-1) in
+Every *cell* is a (loss, regulariser[, attack, target]) combination; the attack only exists for
+the attack-based regularisers (``ar``, ``rfm``) and the target (``discriminator``: penalise D;
+``loss``: penalise f o D, Appendix D) for those and ``gp`` (a gp cell names its target only when
+it is ``loss``: ``gan-gp-loss``), so ``none``, ``noise``, ``r1``, ``r2`` and ``r1r2`` get one cell
+per loss whatever ``--attacks`` / ``--targets`` say. Which regulariser takes which setting comes
+from :data:`robustgan.regularizers.REGULARIZERS`. Each cell is trained once per seed (seeds 0 .. N-1) in
 ``OUT/runs/<cell>-s<seed>/``. Outputs:
 
 * ``OUT/results.json``: the grid's settings, its cells (with tuned values), the tuning scores and
@@ -19,9 +21,11 @@ Every *cell* is a (loss, regulariser[, attack, target]) combination; the attack 
   training, laid out like the paper (rows: losses, columns: regularisers), one pair of tables per
   (attack, target) combination.
 
-Lambda tuning (``--tune reg.lam=0.1,1,10``, repeatable; several keys make a product): for every
-cell the key applies to (``reg.lam``: gp, ar, rfm; ``reg.sigma``/``reg.anneal``: noise;
-``reg.alpha``: rfm; ``reg.delta``/``reg.attack_*``: ar, rfm; other keys: every cell), each
+Lambda tuning (``--tune reg.lam=0.1,1,10``, repeatable; several keys make a product;
+``--tune reg.lam=default`` tunes each cell over its registry default weight times 0.1, 1 and 10):
+for every cell the key applies to (a ``reg.*`` key: the regularisers that use it, e.g. ``reg.lam``:
+gp, r1, r2, r1r2, ar, rfm; ``reg.sigma``: noise; attack options only where the cell's attack takes
+them; other keys: every cell), each
 candidate is trained with the tuning seeds (``--tune-seeds K``: seeds 1000 .. 1000+K-1, kept apart
 from the evaluation seeds so the reported numbers are not selected on their own noise) in
 ``OUT/tune/``. The candidate with the best mean *final* main metric wins; a diverged or failed
@@ -65,27 +69,27 @@ __all__ = [
     "main",
 ]
 
-#: Regularisers that use an attack (and may target D or f o D).
-ATTACK_REGULARIZERS = ("ar", "rfm")
+from ..attacks import ATTACK_REGISTRY, ATTACK_SETTINGS
+from ..objectives import OBJECTIVES
+from ..regularizers import REGULARIZERS, SETTINGS, default_weight
+
+#: Regularisers that use an attack (and may target D or f o D), from the registry.
+ATTACK_REGULARIZERS = tuple(n for n, c in REGULARIZERS.items() if c.uses_attack)
+#: Regularisers with a target setting (the attack-based ones and gp).
+TARGET_REGULARIZERS = tuple(n for n, c in REGULARIZERS.items() if "target" in c.settings)
 #: Config keys the grid sets itself (they may not be given as extra overrides).
 GRID_KEYS = ("loss", "reg.name", "reg.attack", "reg.target", "seed")
-#: Tunable keys that only make sense for some regularisers (other keys apply to every cell).
-TUNE_APPLIES = {
-    "reg.lam": ("gp", "ar", "rfm"),
-    "reg.alpha": ("rfm",),
-    "reg.delta": ATTACK_REGULARIZERS,
-    "reg.attack_steps": ATTACK_REGULARIZERS,
-    "reg.attack_norm": ATTACK_REGULARIZERS,
-    "reg.every": ("gp", "ar", "rfm"),
-    "reg.sigma": ("noise",),
-    "reg.anneal": ("noise",),
-}
+#: ``reg.*`` keys -> the regularisers that use them (other keys apply to every cell); from the registry.
+TUNE_APPLIES = {f"reg.{k}": tuple(n for n, c in REGULARIZERS.items() if k in c.settings) for k in SETTINGS}
+#: ``--tune reg.lam=default``: each cell's default weight times these factors
+DEFAULT_TUNE_FACTORS = (0.1, 1.0, 10.0)
 TUNE_SEED_BASE = 1000
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell. ``attack`` and ``target`` are ``None`` unless ``reg`` is ar or rfm."""
+    """One grid cell. ``attack`` is ``None`` unless ``reg`` uses an attack; ``target`` is ``None``
+    unless ``reg`` has one (for gp: unless it is ``loss``)."""
 
     loss: str
     reg: str
@@ -128,20 +132,29 @@ def expand_cells(losses, regs, attacks=("fgm",), targets=("discriminator",)) -> 
     ``attacks`` x ``targets`` multiply only the ar/rfm cells; ``none``, ``noise`` and ``gp`` get one
     cell per loss. Raises ValueError for unknown or repeated names.
     """
-    from ..train.config import CHOICES
-
-    losses = _check_names("losses", losses, CHOICES["loss"])
-    regs = _check_names("regs", regs, CHOICES["reg.name"])
-    attacks = _check_names("attacks", attacks, CHOICES["reg.attack"])
-    targets = _check_names("targets", targets, CHOICES["reg.target"])
+    losses = _check_names("losses", losses, tuple(OBJECTIVES))
+    regs = _check_names("regs", regs, tuple(REGULARIZERS))
+    attacks = _check_names("attacks", attacks, tuple(ATTACK_REGISTRY))
+    targets = _check_names("targets", targets, SETTINGS["target"].choices)
     cells = []
     for loss in losses:
         for reg in regs:
             if reg in ATTACK_REGULARIZERS:
                 cells += [Cell(loss, reg, a, t) for a in attacks for t in targets]
+            elif reg in TARGET_REGULARIZERS:
+                cells += [Cell(loss, reg, None, None if t == "discriminator" else t) for t in targets]
             else:
                 cells.append(Cell(loss, reg))
     return cells
+
+
+def cell_for(loss: str, reg: str, attack: str | None, target: str | None) -> Cell:
+    """The cell of ``reg`` in the (attack, target) table of a grid."""
+    if reg in ATTACK_REGULARIZERS:
+        return Cell(loss, reg, attack, target)
+    if reg in TARGET_REGULARIZERS and target not in (None, "discriminator"):
+        return Cell(loss, reg, None, target)
+    return Cell(loss, reg)
 
 
 def parse_tune(specs: list[str] | None) -> dict[str, list]:
@@ -154,6 +167,8 @@ def parse_tune(specs: list[str] | None) -> dict[str, list]:
         key = SHORTHANDS.get(key, key)
         raw = spec.split("=", 1)[1]
         values = [_scalar(v) for v in raw.split(",") if v.strip()]
+        if key == "reg.lam" and values == ["default"]:
+            values = "default"  # per cell: its registry default weight times DEFAULT_TUNE_FACTORS
         if not values:
             raise ValueError(f"--tune {spec}: give candidate values, e.g. --tune reg.lam=0.1,1,10")
         if key in GRID_KEYS:
@@ -177,13 +192,39 @@ def _scalar(text: str):
     return value
 
 
-def tune_applies(key: str, reg: str) -> bool:
-    """Whether tuning ``key`` makes sense for regulariser ``reg`` (see :data:`TUNE_APPLIES`)."""
-    return reg in TUNE_APPLIES.get(key, (reg,))
+def tune_applies(key: str, reg: str, attack: str | None = None) -> bool:
+    """Whether setting ``key`` makes sense for regulariser ``reg`` (see :data:`TUNE_APPLIES`) and,
+    for an attack option, for ``attack`` (the config default when None)."""
+    if reg not in TUNE_APPLIES.get(key, (reg,)):
+        return False
+    name = key.split(".", 1)[1] if key.startswith("reg.") else None
+    if name in ATTACK_SETTINGS:
+        return name in ATTACK_REGISTRY[attack or SETTINGS["attack"].default].options
+    return True
 
 
 def _tune_keys(cell: Cell, tune: dict) -> list[str]:
-    return [k for k in tune if tune_applies(k, cell.reg)]
+    return [k for k in tune if tune_applies(k, cell.reg, cell.attack)]
+
+
+def _cell_overrides(overrides: list[str], cell: Cell) -> list[str]:
+    """The grid-wide overrides that apply to ``cell``: a ``reg.*`` setting its regulariser (or its
+    attack) does not use is left out (the config refuses settings that would mean nothing)."""
+    from ..train.config import SHORTHANDS, parse_override
+
+    out = []
+    for text in overrides:
+        key, _ = parse_override(text)
+        if tune_applies(SHORTHANDS.get(key, key), cell.reg, cell.attack):
+            out.append(text)
+    return out
+
+
+def _tune_values(cell: Cell, key: str, tune: dict) -> list:
+    if tune[key] == "default":
+        w = default_weight(cell.reg, cell.loss)
+        return [float(f"{w * f:.6g}") for f in DEFAULT_TUNE_FACTORS]
+    return tune[key]
 
 
 def _value_tag(key: str, value) -> str:
@@ -222,15 +263,16 @@ def grid_jobs(cells: list[Cell], seeds, out: str | Path, preset: str | None, ove
         chosen = (tuned or {}).get(cell.id) or {}
         for seed in seeds:
             run_id = f"{cell.id}-s{seed}"
-            ov = list(overrides) + cell.overrides() + [f"{k}={v}" for k, v in chosen.items()] + [f"seed={seed}"]
+            ov = (_cell_overrides(overrides, cell) + cell.overrides() + [f"{k}={v}" for k, v in chosen.items()]
+                  + [f"seed={seed}"])
             info = dict(cell.as_dict(), cell=cell.id, seed=seed, tuned=dict(chosen) or None, phase="eval")
             info.pop("id")
             jobs.append(Job(run_id, Path(out) / "runs" / run_id, preset, ov, info, metric))
     return jobs
 
 
-def _candidates(keys: list[str], tune: dict) -> list[dict]:
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(tune[k] for k in keys))]
+def _candidates(keys: list[str], tune: dict, cell: Cell) -> list[dict]:
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(_tune_values(cell, k, tune) for k in keys))]
 
 
 def tuning_jobs(cells: list[Cell], tune: dict, tune_seeds, out: str | Path, preset: str | None,
@@ -241,11 +283,11 @@ def tuning_jobs(cells: list[Cell], tune: dict, tune_seeds, out: str | Path, pres
         keys = _tune_keys(cell, tune)
         if not keys:
             continue
-        for cand in _candidates(keys, tune):
+        for cand in _candidates(keys, tune, cell):
             tag = "-".join(_value_tag(k, v) for k, v in cand.items())
             for seed in tune_seeds:
                 run_id = f"{cell.id}-{tag}-s{seed}"
-                ov = list(overrides) + cell.overrides() + [f"{k}={v}" for k, v in cand.items()] + [f"seed={seed}"]
+                ov = _cell_overrides(overrides, cell) + cell.overrides() + [f"{k}={v}" for k, v in cand.items()] + [f"seed={seed}"]
                 info = dict(cell.as_dict(), cell=cell.id, seed=seed, candidate=cand, phase="tune")
                 info.pop("id")
                 jobs.append(Job(run_id, Path(out) / "tune" / run_id, preset, ov, info, metric))
@@ -268,7 +310,7 @@ def choose_tuned(cells: list[Cell], tune: dict, records: list[dict], direction: 
         if not keys:
             continue
         cands = []
-        for cand in _candidates(keys, tune):
+        for cand in _candidates(keys, tune, cell):
             mine = [r for r in records if r.get("info", {}).get("cell") == cell.id
                     and r.get("info", {}).get("candidate") == cand]
             scores = [r["final"] if isinstance(r.get("final"), (int, float)) and math.isfinite(r["final"]) else worst
@@ -302,19 +344,22 @@ def build_tables(results: dict) -> list[Table]:
     runs = [r for r in results.get("runs", []) if r.get("info", {}).get("phase", "eval") == "eval"]
     losses = list(dict.fromkeys(c.loss for c in cells))
     regs = list(dict.fromkeys(c.reg for c in cells))
-    combos = list(dict.fromkeys((c.attack, c.target) for c in cells if c.reg in ATTACK_REGULARIZERS)) or [(None, None)]
+    combos = list(dict.fromkeys((c.attack, c.target) for c in cells if c.reg in ATTACK_REGULARIZERS))
+    if not combos:  # only gp has a target: one table per target it was run with
+        targets = list(dict.fromkeys(c.target or "discriminator" for c in cells if c.reg in TARGET_REGULARIZERS))
+        combos = [(None, t) for t in targets] if targets not in ([], ["discriminator"]) else [(None, None)]
     n_seeds = len(results.get("seeds", [])) or 1
     better = "lower" if direction == "min" else "higher"
     tables = []
     for attack, target in combos:
-        where = f", attack {attack}, target {target}" if attack else ""
+        where = f", attack {attack}, target {target}" if attack else (f", target {target}" if target else "")
         for which, title in (("final", f"Final {metric}"), ("best", f"Best {metric} during training")):
             header = ["loss"] + regs
             rows, bold = [], set()
             for i, loss in enumerate(losses):
                 row, means = [loss], {}
                 for j, reg in enumerate(regs, start=1):
-                    cell = Cell(loss, reg, attack, target) if reg in ATTACK_REGULARIZERS else Cell(loss, reg)
+                    cell = cell_for(loss, reg, attack, target)
                     mine = [r for r in runs if r.get("info", {}).get("cell") == cell.id]
                     if cell not in cells:
                         row.append("")
@@ -457,16 +502,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides for every run, e.g. log.eval_every=500 optim.d_steps=2")
     parser.add_argument("--preset", required=True, help="preset name or YAML file every run starts from")
     parser.add_argument("--out", required=True, help="grid folder (runs/, results.json, table.md)")
-    parser.add_argument("--losses", type=_csv, default=["gan", "lsgan", "wgan"], help="default gan,lsgan,wgan")
+    parser.add_argument("--losses", type=_csv, default=["gan", "lsgan", "wgan"],
+                        help=f"from {','.join(OBJECTIVES)} (default gan,lsgan,wgan)")
     parser.add_argument("--regs", type=_csv, default=["none", "noise", "gp", "ar", "rfm"],
-                        help="default none,noise,gp,ar,rfm")
-    parser.add_argument("--attacks", type=_csv, default=["fgm"], help="for ar/rfm: fgm,fgsm,pgd,cw (default fgm)")
+                        help=f"from {','.join(REGULARIZERS)} (default none,noise,gp,ar,rfm)")
+    parser.add_argument("--attacks", type=_csv, default=["fgm"],
+                        help=f"for {'/'.join(ATTACK_REGULARIZERS)}: {','.join(ATTACK_REGISTRY)} (default fgm)")
     parser.add_argument("--targets", type=_csv, default=["discriminator"],
-                        help="for ar/rfm: discriminator (robust D) and/or loss (robust loss, Table 4)")
+                        help=f"for {'/'.join(TARGET_REGULARIZERS)}: discriminator (robust D) and/or loss (f o D, Table 4)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0 .. N-1 (default 3)")
     parser.add_argument("--steps", type=int, default=None, help="train.steps of every run (default: the preset's)")
     parser.add_argument("--tune", action="append", default=[], metavar="KEY=V1,V2,...",
-                        help="tune KEY per cell over the candidates, e.g. reg.lam=0.1,1,10 (repeatable)")
+                        help="tune KEY per cell over the candidates, e.g. reg.lam=0.1,1,10, or reg.lam=default "
+                             "(each cell's default weight x 0.1, 1, 10); repeatable")
     parser.add_argument("--tune-seeds", type=int, default=1, help="tuning seeds per candidate (default 1)")
     parser.add_argument("--metric", default=None,
                         help="main metric (default fd for images, w1 for 2-D data); e.g. kid, modes_covered")

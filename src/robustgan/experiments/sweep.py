@@ -161,12 +161,12 @@ def _check_overrides(overrides: list[str], pool: Pool) -> None:
 def sweep_jobs(pool: Pool, setups: list[dict], methods, out: str | Path, seed: int = 0,
                overrides: list[str] | None = None, steps: int | None = None, metric: str | None = None) -> list[Job]:
     """One job per (setup, method), setup-major, in ``out/runs/<setup>-<method>``."""
-    from ..train.config import CHOICES
+    from ..regularizers import REGULARIZERS
 
     methods = list(methods)
-    bad = [m for m in methods if m not in CHOICES["reg.name"]]
+    bad = [m for m in methods if m not in REGULARIZERS]
     if bad or not methods or len(set(methods)) != len(methods):
-        raise ValueError(f"--methods must list distinct regularisers from {', '.join(CHOICES['reg.name'])}; got "
+        raise ValueError(f"--methods must list distinct regularisers from {', '.join(REGULARIZERS)}; got "
                          f"{','.join(methods) or 'nothing'}")
     extra = list(overrides or [])
     _check_overrides(extra, pool)
@@ -395,7 +395,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="; ".join(f"{p.name}: {p.description}" for p in POOLS.values()))
     parser.add_argument("--setups", type=int, default=55, help="setups drawn from the pool (default 55)")
     parser.add_argument("--methods", type=_csv, default=["none", "noise", "gp", "rfm"],
-                        help="regularisers compared on every setup (default none,noise,gp,rfm)")
+                        help="regularisers compared on every setup, from none,noise,gp,r1,r2,r1r2,ar,rfm "
+                             "(default none,noise,gp,rfm)")
     parser.add_argument("--out", required=True, help="sweep folder (runs/, results.json, table.md)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the setup sampler and of every run (default 0)")
     parser.add_argument("--steps", type=int, default=None, help="train.steps of every run (default: the pool's)")

@@ -6,13 +6,21 @@ highest resolution (64 by default). For a 32x32 image and width w::
     G: z -> ConvT 4x4 (valid) -> 4x4x4w -> ConvT 4x4 s2 -> 8x8x2w -> ConvT 4x4 s2 -> 16x16xw
          -> ConvT 4x4 s2 -> 32x32xC -> Sigmoid          (norm + act after every hidden layer)
     D: x -> Conv 4x4 s2 -> 16x16xw -> act -> Conv 4x4 s2 -> 8x8x2w -> norm, act
-         -> Conv 4x4 s2 -> 4x4x4w -> norm, act -> flatten (phi, 16*4w) -> Linear 1 (w)
+         -> Conv 4x4 s2 -> 4x4x4w -> norm, act -> head -> phi -> Linear 1 (w)
 
 64x64 adds one stage on each side (8w at 4x4); 28x28 starts from 7x7 with two stages (2w at 7x7).
 As in Radford et al., D's first layer has no normalisation, and a layer followed by a
-normalisation has no bias. phi is the flattened last feature map: a 4x4 "valid" convolution to
-one logit -- DCGAN's last layer -- is exactly a linear layer on it. F = base**2 * width * 2**(n-1):
-4096 for 32x32 at width 64, 8192 for 64x64, 6272 for 28x28.
+normalisation has no bias.
+
+D's head (the ``d_features`` setting) reads phi off the last map, C = width * 2**(n-1) channels:
+
+* ``"pooled"`` (default): Conv 1x1 (C -> C, bias, no norm) -> act -> global average pool, F = C
+  (256 for 32x32 at width 64), the kind of phi the paper's ResNet has. The 1x1 convolution keeps
+  phi an unnormalised activation as in the ResNet: an instance-normalised map averages to its norm's
+  shift plus a statistic of its own spread, whatever the input's content.
+* ``"flat"``: the flattened last map, F = base**2 * C (4096 for 32x32 at width 64, 8192 for 64x64,
+  6272 for 28x28): a 4x4 "valid" convolution to one logit -- DCGAN's last layer -- is exactly a
+  linear layer on it, so this is Radford et al.'s network.
 
 DCGAN has no residual variant: ``block`` must be "plain" (use the ResNet for "residual").
 Weights: N(0, 0.02), norm scales N(1, 0.02), zero biases (Radford et al.).
@@ -26,24 +34,18 @@ from .common import (
     OUT_RANGES,
     Discriminator,
     Generator,
-    check_choice,
-    check_positive_int,
     init_weights,
     make_activation,
     make_norm2d,
     make_output_activation,
-    resolve_img_size,
 )
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator"]
 
 
-def _settings_ok(width, block, nonlinearity, normalisation) -> None:
-    check_positive_int("width", width)
-    if block != "plain":
-        raise ValueError(f"dcgan supports block='plain' only, got {block!r}; use arch 'resnet' for residual blocks")
-    make_activation(nonlinearity)
-    make_norm2d(normalisation, 1)
+# DCGAN has no residual variant
+_BLOCKS = ("plain",)
+_BLOCK_HINT = "use arch 'resnet' for residual blocks"
 
 
 class DCGANGenerator(Generator):
@@ -53,6 +55,9 @@ class DCGANGenerator(Generator):
     width (64: channels at the output resolution, doubled at every lower one), block ("plain" only),
     nonlinearity ("relu"), normalisation ("batch"), out_range ("sigmoid" = [0, 1] or "tanh" = [-1, 1]).
     """
+
+    out_ranges = OUT_RANGES
+    block_choices, block_hint = _BLOCKS, _BLOCK_HINT
 
     def __init__(
         self,
@@ -65,13 +70,9 @@ class DCGANGenerator(Generator):
         normalisation: str = "batch",
         out_range: str = "sigmoid",
     ):
-        check_choice("out_range", out_range, OUT_RANGES)
         super().__init__(z_dim, out_range)
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size)
         bias = normalisation == "none"
 
         ch = width * 2 ** (n_stages - 1)
@@ -98,12 +99,16 @@ class DCGANGenerator(Generator):
 class DCGANDiscriminator(Discriminator):
     """DCGAN discriminator: images ``(B, channels, img_size, img_size)`` -> logits ``(B,)``.
 
-    ``features(x)``: the flattened last feature map, ``(B, base**2 * width * 2**(n-1))``
-    (4096 for 32x32 at width 64); ``last_linear``: ``nn.Linear(F, 1)``.
+    ``features(x)`` is ``(B, F)`` with C = width * 2**(n-1) channels in the last map: F = C for
+    ``d_features="pooled"`` (256 for 32x32 at width 64), F = base**2 * C for ``"flat"`` (4096);
+    ``last_linear``: ``nn.Linear(F, 1)``. See the module docstring for the two heads.
 
     Args: img_size (32), channels (3), width (64: channels after the first conv, doubled at every
-    halving), block ("plain" only), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance").
+    halving), block ("plain" only), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance"),
+    d_features ("pooled" or "flat"), spectral_norm (False: True normalises every conv / linear weight).
     """
+
+    block_choices, block_hint = _BLOCKS, _BLOCK_HINT
 
     def __init__(
         self,
@@ -113,14 +118,13 @@ class DCGANDiscriminator(Discriminator):
         block: str = "plain",
         nonlinearity: str = "leaky_relu",
         normalisation: str = "instance",
+        d_features: str = "pooled",
+        spectral_norm: bool = False,
     ):
         super().__init__()
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
-        self.input_shape = (channels, img_size, img_size)
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size, d_features=d_features,
+                                  spectral_norm=spectral_norm)
         bias = normalisation == "none"
 
         ch = width
@@ -133,8 +137,15 @@ class DCGANDiscriminator(Discriminator):
             ]
             ch *= 2
         self.net = nn.Sequential(*layers)
-        self.last_linear = nn.Linear(ch * self.base * self.base, 1)
-        init_weights(self, "dcgan")
+        if d_features == "pooled":
+            self.head = nn.Sequential(nn.Conv2d(ch, ch, 1), make_activation(nonlinearity))
+            self.last_linear = nn.Linear(ch, 1)
+        else:
+            self.last_linear = nn.Linear(ch * self.base * self.base, 1)
+        self.finish("dcgan")
 
     def compute_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten(1)
+        h = self.net(x)
+        if self.d_features == "pooled":
+            return self.head(h).mean(dim=(2, 3))
+        return h.flatten(1)

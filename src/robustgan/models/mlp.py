@@ -17,12 +17,9 @@ import torch
 from torch import nn
 
 from .common import (
-    BLOCKS,
     OUT_RANGES,
     Discriminator,
     Generator,
-    check_choice,
-    check_positive_int,
     init_weights,
     make_activation,
     make_norm1d,
@@ -53,15 +50,6 @@ class MLPBlock(nn.Module):
         return f"residual={self.residual}"
 
 
-def _settings_ok(dim, width, depth, block, nonlinearity, normalisation) -> None:
-    check_positive_int("dim", dim)
-    check_positive_int("width", width)
-    check_positive_int("depth", depth)
-    check_choice("block", block, BLOCKS)
-    make_activation(nonlinearity)  # raises ValueError with the valid choices
-    make_norm1d(normalisation, 1)
-
-
 def _hidden(width, depth, block, nonlinearity, normalisation) -> nn.Sequential:
     return nn.Sequential(
         *[MLPBlock(width, nonlinearity, normalisation, block == "residual") for _ in range(depth - 1)]
@@ -76,6 +64,8 @@ class MLPGenerator(Generator):
     LayerNorm), out_range ("none" = no output activation; "sigmoid" / "tanh" bound the points).
     """
 
+    out_ranges = MLP_OUT_RANGES
+
     def __init__(
         self,
         z_dim: int = 2,
@@ -87,11 +77,9 @@ class MLPGenerator(Generator):
         normalisation: str = "none",
         out_range: str = "none",
     ):
-        check_choice("out_range", out_range, MLP_OUT_RANGES)
         super().__init__(z_dim, out_range)
-        _settings_ok(dim, width, depth, block, nonlinearity, normalisation)
-        self.dim, self.width, self.depth = dim, width, depth
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        self.configure(dim=dim, width=width, depth=depth, block=block, nonlinearity=nonlinearity,
+                       normalisation=normalisation)
         self.input = nn.Linear(z_dim, width)
         self.blocks = _hidden(width, depth, block, nonlinearity, normalisation)
         self.output = nn.Sequential(
@@ -110,7 +98,8 @@ class MLPDiscriminator(Discriminator):
     """MLP discriminator: points ``(B, dim)`` -> logits ``(B,)``; ``features(x)`` is ``(B, width)``.
 
     Args: dim (2), width (512), depth (3 hidden layers), block ("plain"), nonlinearity ("leaky_relu",
-    slope 0.2), normalisation ("none"; "batch" = BatchNorm1d, "instance" = LayerNorm).
+    slope 0.2), normalisation ("none"; "batch" = BatchNorm1d, "instance" = LayerNorm), spectral_norm
+    (False: True normalises every linear weight).
     """
 
     def __init__(
@@ -121,17 +110,16 @@ class MLPDiscriminator(Discriminator):
         block: str = "plain",
         nonlinearity: str = "leaky_relu",
         normalisation: str = "none",
+        spectral_norm: bool = False,
     ):
         super().__init__()
-        _settings_ok(dim, width, depth, block, nonlinearity, normalisation)
-        self.dim, self.width, self.depth = dim, width, depth
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
-        self.input_shape = (dim,)
+        self.configure(dim=dim, width=width, depth=depth, block=block, nonlinearity=nonlinearity,
+                       normalisation=normalisation, spectral_norm=spectral_norm)
         self.input = nn.Linear(dim, width)
         self.blocks = _hidden(width, depth, block, nonlinearity, normalisation)
         self.act = make_activation(nonlinearity)
         self.last_linear = nn.Linear(width, 1)
-        init_weights(self, "xavier")
+        self.finish("xavier")
 
     def compute_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.blocks(self.input(x)))

@@ -14,6 +14,8 @@ Discriminator (32x32, width 128)::
     image -> Conv 3x3 -> 128 -> ResBlock (32) -> Down -> ResBlock (16) -> Down -> ResBlock (8)
       -> Down -> 4 x ResBlock (4x4) -> act -> global average pool (phi, 128) -> Linear 1 (w)
 
+(``d_features="flat"`` flattens the 4x4x128 map instead of pooling it: phi of 2048.)
+
 Other sizes change only the number of up/down stages: 64 = 4 * 2**4 (one more stage each side,
 the paper's CelebA variant), 28 = 7 * 2**2 (MNIST-like). ``block="plain"`` removes the skip
 connections and keeps everything else.
@@ -24,17 +26,13 @@ import torch
 from torch import nn
 
 from .common import (
-    BLOCKS,
     OUT_RANGES,
     Discriminator,
     Generator,
-    check_choice,
-    check_positive_int,
     init_weights,
     make_activation,
     make_norm2d,
     make_output_activation,
-    resolve_img_size,
 )
 
 __all__ = ["ResidualBlock", "ResNetGenerator", "ResNetDiscriminator"]
@@ -66,13 +64,6 @@ class ResidualBlock(nn.Module):
         return f"residual={self.residual}"
 
 
-def _settings_ok(width, block, nonlinearity, normalisation) -> None:
-    check_positive_int("width", width)
-    check_choice("block", block, BLOCKS)
-    make_activation(nonlinearity)  # raises ValueError with the valid choices
-    make_norm2d(normalisation, 1)
-
-
 class ResNetGenerator(Generator):
     """Table 3 generator: ``z (B, z_dim)`` -> images ``(B, channels, img_size, img_size)`` in ``out_range``.
 
@@ -91,6 +82,8 @@ class ResNetGenerator(Generator):
     pre-activation blocks end on a convolution). Weights: Glorot-uniform, zero biases.
     """
 
+    out_ranges = OUT_RANGES
+
     def __init__(
         self,
         z_dim: int = 128,
@@ -102,13 +95,9 @@ class ResNetGenerator(Generator):
         normalisation: str = "batch",
         out_range: str = "sigmoid",
     ):
-        check_choice("out_range", out_range, OUT_RANGES)
         super().__init__(z_dim, out_range)
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size)
         residual = block == "residual"
 
         def res_block():
@@ -136,10 +125,13 @@ class ResNetDiscriminator(Discriminator):
     """Table 3 discriminator: images ``(B, channels, img_size, img_size)`` -> logits ``(B,)``.
 
     ``features(x)`` is the globally average-pooled output of the last block after the nonlinearity,
-    shape ``(B, width)``; ``last_linear`` is ``nn.Linear(width, 1)``.
+    shape ``(B, width)`` (``d_features="pooled"``, the paper's phi), or that map flattened,
+    ``(B, width * base**2)`` (``"flat"``: 2048 for 32x32 at width 128); ``last_linear`` is
+    ``nn.Linear(F, 1)``.
 
     Args (defaults are the paper's): img_size (32), channels (3), width (128), block ("residual"),
-    nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance", affine); see
+    nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance", affine), d_features
+    ("pooled"), spectral_norm (False: True normalises every conv / linear weight); see
     :class:`ResNetGenerator` for the choices. There is deliberately no normalisation right before the
     pooling: instance-normalised maps average to the norm's shift, whatever the input.
     Weights: Glorot-uniform, zero biases.
@@ -153,14 +145,13 @@ class ResNetDiscriminator(Discriminator):
         block: str = "residual",
         nonlinearity: str = "leaky_relu",
         normalisation: str = "instance",
+        d_features: str = "pooled",
+        spectral_norm: bool = False,
     ):
         super().__init__()
-        _settings_ok(width, block, nonlinearity, normalisation)
-        check_positive_int("channels", channels)
-        self.base, n_stages = resolve_img_size(img_size)
-        self.img_size, self.channels, self.width = img_size, channels, width
-        self.block, self.nonlinearity, self.normalisation = block, nonlinearity, normalisation
-        self.input_shape = (channels, img_size, img_size)
+        n_stages = self.configure(width=width, block=block, nonlinearity=nonlinearity, normalisation=normalisation,
+                                  channels=channels, img_size=img_size, d_features=d_features,
+                                  spectral_norm=spectral_norm)
         residual = block == "residual"
 
         def res_block():
@@ -173,9 +164,9 @@ class ResNetDiscriminator(Discriminator):
         layers += [res_block() for _ in range(4)]
         self.blocks = nn.Sequential(*layers)
         self.act = make_activation(nonlinearity)
-        self.last_linear = nn.Linear(width, 1)
-        init_weights(self, "xavier")
+        self.last_linear = nn.Linear(width if d_features == "pooled" else width * self.base**2, 1)
+        self.finish("xavier")
 
     def compute_features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.blocks(self.input(x)))
-        return h.mean(dim=(2, 3))
+        return h.mean(dim=(2, 3)) if self.d_features == "pooled" else h.flatten(1)

@@ -1,123 +1,142 @@
-"""Training configuration: one flat table of defaults, YAML presets, dotted overrides.
+"""Training configuration: one typed table of options, YAML presets, dotted overrides.
 
-A configuration is a nested dict whose keys are exactly those of :data:`DEFAULTS`. A preset
-(``src/robustgan/presets/NAME.yaml`` or any YAML file) overrides some of them, and command-line
-overrides ``section.key=value`` override the preset. Values of overrides are parsed as YAML
-scalars (``reg.lam=1`` is a number, ``model.norm=null`` is None). Two shorthands:
-``loss=lsgan`` and ``reg=rfm`` (which sets ``reg.name``). Unknown keys are errors that suggest the
-nearest valid key.
+A configuration is a nested dict whose keys are exactly those of :data:`DEFAULTS`. Every key has
+an :class:`~robustgan.options.Option` (type, default, valid range, one-line description) in
+:func:`schema`; the ``reg.*`` options, the ``loss`` and ``reg.name`` choices and the attack names
+come from the registries (:mod:`robustgan.objectives`, :mod:`robustgan.regularizers`,
+:mod:`robustgan.attacks`), so they are declared once. A preset (``src/robustgan/presets/NAME.yaml``
+or any YAML file) overrides some keys, and command-line overrides ``section.key=value`` override
+the preset. Values of overrides are parsed as YAML scalars (``reg.lam=1`` is a number,
+``model.norm=null`` is None). Two shorthands: ``loss=lsgan`` and ``reg=rfm`` (which sets
+``reg.name``). Unknown keys are errors that suggest the nearest valid key; bad values are
+one-line :class:`ConfigError` naming the key, raised by :func:`validate` before anything runs.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-#: Every setting of a training run, with its default. The paper's optimisation settings are the
-#: defaults: Adam lr 2e-4, betas (0, 0.9), weight decay 1e-4, batch 64, z ~ N(0, I) of size 128.
-DEFAULTS: dict = {
-    "preset": None,           # the preset this config started from (informational)
-    "seed": 0,
-    "out": None,              # run directory; None -> runs/<preset>-<loss>-<reg>
-    "data": {
-        "name": "fashion-mnist",  # mnist, fashion-mnist, cifar10, celeba, folder, 8gaussians, 25gaussians, swissroll
-        "root": None,             # where the files are; None searches the usual places
-        "split": "train",
-        "img_size": None,         # None keeps the native size
-        "download": False,
-        "workers": 0,             # data-loading processes for data sets decoded on the fly
-    },
-    "model": {
-        "arch": "dcgan",          # resnet (paper, Table 3), dcgan, mlp
-        "width": None,            # None = the architecture's default (resnet 128, dcgan 64, mlp 512)
-        "block": None,            # residual or plain; None = the architecture's default
-        "nonlinearity": None,     # None = paper defaults (G relu, D leaky_relu); else relu/leaky_relu/tanh for both
-        "normalisation": None,    # None = paper defaults (G batch, D instance); else batch/instance/none for both
-        "out_range": "sigmoid",   # sigmoid ([0, 1], the paper) or tanh ([-1, 1]); none for 2-D data
-        "z_dim": None,            # None = the architecture's default (128; 2 for mlp)
-    },
-    "loss": "gan",                # gan (non-saturating), lsgan, wgan, hinge
-    "reg": {
-        "name": "none",           # none, noise, gp, ar, rfm
-        "lam": None,              # None = the default weight for this loss and regulariser
-        "delta": 0.05,            # attack radius in [0, 1] pixel units (scaled for tanh outputs)
-        "alpha": 1.0e-4,          # rfm: weight of ||w||^2
-        "attack": "fgm",          # fgm, fgsm, pgd, cw
-        "attack_steps": 5,        # pgd / cw
-        "attack_norm": 2,         # pgd: 2 or inf
-        "target": "discriminator",  # discriminator or loss (robust loss, Appendix D)
-        "sigma": 0.1,             # noise: instance-noise std, in [0, 1] pixel units
-        "anneal": 1.0,            # noise: fraction of training over which sigma decays to 0 (0 = constant)
-        "every": 1,               # lazy regularisation: apply every k-th D step, scaled by k
-    },
-    "optim": {
-        "lr_g": 2.0e-4,
-        "lr_d": 2.0e-4,
-        "beta1": 0.0,
-        "beta2": 0.9,
-        "weight_decay": 1.0e-4,
-        "d_steps": 1,             # discriminator steps per generator step
-        "lr_decay": "none",       # none or linear (to 0 at the last step)
-    },
-    "train": {
-        "steps": 2000,            # generator steps
-        "batch_size": 64,
-        "ema": 0.999,             # EMA decay of G's weights (reached after a warm-up); 0 turns the EMA copy off
-        "ema_start": 0,           # step from which the EMA is updated (copied before)
-        "amp": "none",            # none or bf16 (autocast)
-        "channels_last": False,
-        "device": "auto",         # auto, cpu, cuda, cuda:N
-        "on_nan": "stop",         # stop, or rollback (reload the last checkpoint, halve the learning rates)
-        "max_rollbacks": 3,
-        "threads": 0,             # torch CPU threads; 0 = torch's default
-    },
-    "log": {
-        "every": 50,              # metrics.jsonl / TensorBoard every k steps
-        "samples_every": 500,     # sample grid every k steps (and at the end)
-        "checkpoint_every": 500,
-        "keep": 3,                # checkpoints kept
-        "eval_every": 0,          # evaluate metrics every k steps (0: only at the end if eval_at_end)
-        "eval_at_end": True,
-        "eval_n": 2000,
-        "metrics": ["fd", "kid", "pr"],
-        "extractor": "auto",      # auto: classifier for 28x28 gray data, inception otherwise, toy metrics for 2-D
-        "tensorboard": True,
-        "progress": True,
-    },
-}
+from ..objectives import OBJECTIVES
+from ..options import ConfigError, Option
+from ..regularizers import REGULARIZERS, SETTINGS, check_settings, default_weight
 
-#: Default regularisation weight per (loss, regulariser). gp follows WGAN-GP (10). The paper tuned
-#: ar and rfm per loss without publishing the values; ours are the best of {1, 10, 100} by final FD
-#: in a one-seed tuning run on Fashion-MNIST (DCGAN width 32, 600 steps; docs/results.md, "Tuning").
-#: hinge, not tuned, takes the gan values. `robustgan grid --tune reg.lam=...` tunes them per cell.
-DEFAULT_LAMBDA = {
-    "gp": {"gan": 10.0, "lsgan": 10.0, "wgan": 10.0, "hinge": 10.0},
-    "ar": {"gan": 100.0, "lsgan": 100.0, "wgan": 100.0, "hinge": 100.0},
-    "rfm": {"gan": 1.0, "lsgan": 1.0, "wgan": 100.0, "hinge": 1.0},
-}
+__all__ = ["ConfigError", "DEFAULTS", "SHORTHANDS", "schema", "describe_keys", "resolve", "validate", "merge",
+           "set_key", "parse_override", "load_yaml", "preset_names", "regularizer_lambda", "dump"]
 
-CHOICES = {
-    "loss": ("gan", "lsgan", "wgan", "hinge"),
-    "reg.name": ("none", "noise", "gp", "ar", "rfm"),
-    "reg.attack": ("fgm", "fgsm", "pgd", "cw"),
-    "reg.target": ("discriminator", "loss"),
-    "model.arch": ("resnet", "dcgan", "mlp"),
-    "model.block": (None, "residual", "plain"),
-    "model.out_range": ("sigmoid", "tanh", "none"),
-    "model.nonlinearity": (None, "relu", "leaky_relu", "tanh"),
-    "model.normalisation": (None, "batch", "instance", "none"),
-    "optim.lr_decay": ("none", "linear"),
-    "train.amp": ("none", "bf16"),
-    "train.on_nan": ("stop", "rollback"),
-}
+#: metric names ``log.metrics`` accepts (the metric registry computes them)
+METRIC_NAMES = ("fd", "fid", "kid", "pr", "is", "modes", "w1")
+#: ``train.device``: auto, cpu, mps, cuda or cuda:N
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _fixed_schema() -> dict[str, Option]:
+    """The options that do not come from a registry. The paper's optimisation settings are the
+    defaults: Adam lr 2e-4, betas (0, 0.9), weight decay 1e-4, batch 64, z ~ N(0, I) of size 128."""
+    O = Option  # noqa: N806
+    return {
+        "preset": O("str", None, "the preset this config started from (informational)", nullable=True),
+        "seed": O("int", 0, "random seed (weights, data order, noise)", low=0),
+        "out": O("str", None, "run directory; null -> runs/<preset>-<loss>-<reg>", nullable=True),
+        "data.name": O("str", "fashion-mnist", "data set: mnist, fashion-mnist, cifar10, celeba, folder, "
+                       "8gaussians, 25gaussians, swissroll"),
+        "data.root": O("str", None, "where the files are; null searches the usual places", nullable=True),
+        "data.split": O("str", "train", "data split"),
+        "data.img_size": O("int", None, "resize images to this size; null keeps the native size", low=1,
+                           nullable=True),
+        "data.download": O("bool", False, "download the data set when it is missing"),
+        "data.workers": O("int", 0, "data-loading processes for data sets decoded on the fly", low=0),
+        "model.arch": O("choice", "dcgan", "architecture: resnet (paper, Table 3), dcgan, mlp (2-D data)",
+                        choices=("resnet", "dcgan", "mlp")),
+        "model.width": O("int", None, "channels / units; null = the architecture's default (resnet 128, "
+                         "dcgan 64, mlp 512)", low=1, nullable=True),
+        "model.block": O("choice", None, "residual or plain; null = the architecture's default",
+                         choices=(None, "residual", "plain")),
+        "model.nonlinearity": O("choice", None, "null = paper defaults (G relu, D leaky_relu); else for both",
+                                choices=(None, "relu", "leaky_relu", "tanh")),
+        "model.normalisation": O("choice", None, "null = paper defaults (G batch, D instance); else for both",
+                                 choices=(None, "batch", "instance", "none")),
+        "model.out_range": O("choice", "sigmoid", "generator output: sigmoid ([0, 1], the paper), tanh "
+                             "([-1, 1]), none (2-D data)", choices=("sigmoid", "tanh", "none")),
+        "model.z_dim": O("int", None, "latent size; null = the architecture's default (128; 2 for mlp)", low=1,
+                         nullable=True),
+        "model.d_features": O("choice", None, "D's feature phi: pooled (global average pool) or flat (the "
+                              "flattened conv map); null = the architecture's default",
+                              choices=(None, "pooled", "flat")),
+        "model.spectral_norm": O("bool", False, "spectral normalisation of every conv and linear layer of D"),
+        "loss": O("choice", "gan", "GAN loss: " + ", ".join(OBJECTIVES), choices=tuple(OBJECTIVES)),
+        "reg.name": O("choice", "none", "regulariser: " + ", ".join(REGULARIZERS), choices=tuple(REGULARIZERS)),
+        "optim.lr_g": O("float", 2.0e-4, "generator learning rate (Adam)", low=0, low_open=True),
+        "optim.lr_d": O("float", 2.0e-4, "discriminator learning rate (Adam)", low=0, low_open=True),
+        "optim.beta1": O("float", 0.0, "Adam beta1", low=0, high=1, high_open=True),
+        "optim.beta2": O("float", 0.9, "Adam beta2", low=0, high=1, high_open=True),
+        "optim.weight_decay": O("float", 1.0e-4, "Adam weight decay", low=0),
+        "optim.d_steps": O("int", 1, "discriminator steps per generator step", low=1),
+        "optim.lr_decay": O("choice", "none", "none or linear (to 0 at the last step)", choices=("none", "linear")),
+        "train.steps": O("int", 2000, "generator steps", low=1),
+        "train.batch_size": O("int", 64, "batch size (per process)", low=1),
+        "train.ema": O("float", 0.999, "EMA decay of G's weights (reached after a warm-up); 0 turns the EMA "
+                       "copy off", low=0, high=1, high_open=True),
+        "train.ema_start": O("int", 0, "step from which the EMA is updated (copied before)", low=0),
+        "train.amp": O("choice", "auto", "mixed precision: bf16 autocast, none, or auto (the device's best)",
+                       choices=("auto", "none", "bf16")),
+        "train.channels_last": O("choice", "auto", "channels-last memory format for images: true, false, or "
+                                 "auto (where it is faster)", choices=("auto", True, False)),
+        "train.device": O("str", "auto", "auto, cpu, cuda, cuda:N or mps"),
+        "train.on_nan": O("choice", "stop", "on a NaN/Inf loss: stop, or rollback (reload the last checkpoint, "
+                          "halve the learning rates)", choices=("stop", "rollback")),
+        "train.max_rollbacks": O("int", 3, "rollbacks allowed before the run stops", low=0),
+        "train.threads": O("int", "auto", "torch CPU threads: auto, or a number (0 = torch's default)", low=0,
+                           special=("auto",)),
+        "log.every": O("int", 50, "metrics.jsonl / TensorBoard every k steps", low=1),
+        "log.samples_every": O("int", 500, "sample grid every k steps (and at the end)", low=1),
+        "log.checkpoint_every": O("int", 500, "checkpoint every k steps (and at the end)", low=1),
+        "log.keep": O("int", 3, "checkpoints kept", low=1),
+        "log.eval_every": O("int", 0, "evaluate metrics every k steps (0: only at the end if eval_at_end)", low=0),
+        "log.eval_at_end": O("bool", True, "evaluate the metrics at the end"),
+        "log.eval_n": O("int", 2000, "generated samples per evaluation", low=1),
+        "log.metrics": O("list", ["fd", "kid", "pr"], "metrics to evaluate: " + ", ".join(METRIC_NAMES),
+                         choices=METRIC_NAMES),
+        "log.extractor": O("str", "auto", "feature extractor; auto: classifier for 28x28 gray data, inception "
+                           "otherwise, toy metrics for 2-D"),
+        "log.tensorboard": O("bool", True, "write TensorBoard event files"),
+        "log.progress": O("bool", True, "show a progress bar"),
+    }
+
+
+def schema() -> dict[str, Option]:
+    """Every config key (dotted) -> its :class:`Option`, in the order of :data:`DEFAULTS`.
+
+    Computed on each call so that entries registered after import (a new attack, loss or
+    regulariser) are valid choices."""
+    fixed = _fixed_schema()
+    out: dict[str, Option] = {}
+    for key, opt in fixed.items():
+        out[key] = opt
+        if key == "reg.name":
+            out.update({f"reg.{k}": o for k, o in SETTINGS.items()})
+    return out
+
+
+def _nested(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = copy.deepcopy(value)
+    return out
+
+
+#: Every setting of a training run with its default (a nested dict; see :func:`schema` for types).
+DEFAULTS: dict = _nested({k: o.default for k, o in schema().items()})
+
 SHORTHANDS = {"reg": "reg.name"}
-
-
-class ConfigError(ValueError):
-    """A bad configuration key or value (printed as one line by the command line)."""
 
 
 def _flat_keys(d: dict, prefix: str = "") -> list[str]:
@@ -141,15 +160,11 @@ def _unknown(key: str) -> ConfigError:
     return ConfigError(f"unknown config key '{key}'{hint}")
 
 
-def _coerce(old, new):
-    """YAML reads '1e-3' (no dot) as a string; take it as a number where the setting is numeric."""
-    if isinstance(new, str) and (old is None or (isinstance(old, (int, float)) and not isinstance(old, bool))):
-        for kind in (int, float):
-            try:
-                return kind(new)
-            except ValueError:
-                pass
-    return new
+def _coerce(key: str, new):
+    """The value as the option's type where the reading is unambiguous (YAML reads '1e-3' as a
+    string); otherwise unchanged, for :func:`validate` to reject with a message naming the key."""
+    opt = schema().get(key)
+    return new if opt is None else opt.coerce(new)
 
 
 def merge(base: dict, override: dict, prefix: str = "") -> dict:
@@ -167,7 +182,7 @@ def merge(base: dict, override: dict, prefix: str = "") -> dict:
                 raise ConfigError(f"config key '{key}' is a section; set its keys, e.g. '{key}.{next(iter(out[k]))}=...'")
             out[k] = merge(out[k], v, key + ".")
         else:
-            out[k] = _coerce(out[k], copy.deepcopy(v))
+            out[k] = _coerce(key, copy.deepcopy(v))
     return out
 
 
@@ -183,7 +198,7 @@ def set_key(cfg: dict, dotted: str, value) -> dict:
         raise _unknown(dotted)
     if isinstance(node[parts[-1]], dict):
         raise ConfigError(f"config key '{dotted}' is a section; set one of its keys")
-    node[parts[-1]] = _coerce(node[parts[-1]], value)
+    node[parts[-1]] = _coerce(dotted, value)
     return cfg
 
 
@@ -243,42 +258,50 @@ def resolve(preset: str | None = None, overrides: list[str] | dict | None = None
 def _get(cfg, dotted):
     node = cfg
     for p in dotted.split("."):
+        if not isinstance(node, dict) or p not in node:
+            raise ConfigError(f"config key '{dotted}' is missing; start from robustgan.train.config.DEFAULTS")
         node = node[p]
     return node
 
 
 def validate(cfg: dict) -> None:
-    """Check choices and ranges; raise ConfigError with a one-line message."""
-    for key, choices in CHOICES.items():
-        v = _get(cfg, key)
-        if v not in choices:
-            raise ConfigError(f"{key}={v!r} is not valid; choose one of {', '.join(map(str, choices))}")
-    positive = ["train.steps", "train.batch_size", "optim.d_steps", "reg.every", "log.every",
-                "log.checkpoint_every", "log.keep"]
-    for key in positive:
-        v = _get(cfg, key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{key} must be a positive integer, got {v!r}")
-    for key in ["optim.lr_g", "optim.lr_d", "reg.delta", "reg.alpha", "reg.sigma", "optim.weight_decay"]:
-        v = _get(cfg, key)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{key} must be a non-negative number, got {v!r}")
-    if cfg["reg"]["lam"] is not None and (not isinstance(cfg["reg"]["lam"], (int, float)) or cfg["reg"]["lam"] < 0):
-        raise ConfigError(f"reg.lam must be a non-negative number or null, got {cfg['reg']['lam']!r}")
-    if not 0 <= float(cfg["train"]["ema"]) < 1:
-        raise ConfigError(f"train.ema must be in [0, 1), got {cfg['train']['ema']!r}")
-    if cfg["reg"]["attack_norm"] in (float("inf"), "Inf", "INF"):
-        cfg["reg"]["attack_norm"] = "inf"
-    if cfg["reg"]["attack_norm"] not in (2, "inf"):
-        raise ConfigError(f"reg.attack_norm must be 2 or inf, got {cfg['reg']['attack_norm']!r}")
+    """Check every key's type and range and the settings against the registries.
+
+    Raises :class:`ConfigError` with a one-line message naming the key; never changes ``cfg``.
+    """
+    for key, opt in schema().items():
+        opt.check(key, _get(cfg, key))
+    if not _DEVICE.match(cfg["train"]["device"]):
+        raise ConfigError(f"train.device={cfg['train']['device']!r} is not valid: use auto, cpu, cuda, cuda:N or mps")
+    check_settings(cfg["reg"], cfg["loss"])
 
 
 def regularizer_lambda(cfg: dict) -> float:
-    """The weight used for the run's regulariser (the configured one or the default table)."""
-    name = cfg["reg"]["name"]
+    """The weight used for the run's regulariser: ``reg.lam``, or the registry's default for the
+    loss and regulariser (a missing default is a :class:`ConfigError`, never a silent 0)."""
     if cfg["reg"]["lam"] is not None:
         return float(cfg["reg"]["lam"])
-    return DEFAULT_LAMBDA.get(name, {}).get(cfg["loss"], 0.0)
+    return default_weight(cfg["reg"]["name"], cfg["loss"])
+
+
+def default_lambdas() -> dict[str, dict[str, float]]:
+    """The default weights as a table ``{regulariser: {loss: lam}}`` (a view of the registries)."""
+    return {name: {loss: default_weight(name, loss) for loss in OBJECTIVES}
+            for name, cls in REGULARIZERS.items() if cls.default_weights is not None}
+
+
+def describe_keys(preset: str | None = None) -> list[dict]:
+    """Every config key with its type, default, the preset's value and a one-line description.
+
+    Returns a list of ``{"key", "type", "default", "preset_value", "help"}`` in the order of
+    :data:`DEFAULTS`; ``preset_value`` is the value after merging ``preset`` (None without one).
+    """
+    merged = merge(copy.deepcopy(DEFAULTS), load_yaml(preset)) if preset else None
+    rows = []
+    for key, opt in schema().items():
+        rows.append({"key": key, "type": opt.type_name(), "default": opt.default,
+                     "preset_value": _get(merged, key) if merged is not None else None, "help": opt.help})
+    return rows
 
 
 def dump(cfg: dict) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import time
 from pathlib import Path
 
@@ -17,13 +18,15 @@ import torch
 import torch.nn as nn
 
 from ..objectives import get_objective
-from ..ranges import delta_for_range, range_to_uint8, uint8_to_range
-from ..regularizers import discriminator_robustness, last_linear, make_regularizer
+from ..ranges import range_to_uint8, uint8_to_range
+from ..regularizers import discriminator_robustness
 from . import checkpoint as ckpt
+from . import rundir
 from .batches import BatchSource
-from .config import dump, regularizer_lambda
+from .build import build_regularizer, pixel_units as _pixel_units, scaled_delta as _scaled_delta  # noqa: F401
 from .distributed import DistContext
 from .logging import RunLogger, save_grid, save_scatter
+from .phases import DiscriminatorLoss, GeneratorLoss
 
 TOY_NAMES = ("8gaussians", "25gaussians", "swissroll")
 
@@ -55,51 +58,41 @@ def load_training_data(cfg: dict):
 
 
 def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
-    from ..models import build_models
+    """``(G, D)`` for ``cfg["model"]`` and the run's data (image sets fix img_size and channels)."""
+    from ..models import build_models, model_entry, model_names
     m = dict(cfg["model"])
     arch = m.pop("arch")
+    entry = model_entry(arch)
+    kind = "image" if hasattr(data, "channels") else "points"
+    if entry.data != kind:
+        words = {"image": "image", "points": "2-D point"}
+        raise ValueError(f"model.arch={arch} is for {words[entry.data]} data, but data.name={cfg['data']['name']} "
+                         f"is {words[kind]} data; use model.arch={' or '.join(model_names(data=kind))}")
     settings = {k: v for k, v in m.items() if v is not None}
-    if arch != "mlp":
-        if not hasattr(data, "channels"):
-            raise ValueError(f"model.arch={arch} needs image data, but data.name={cfg['data']['name']} is 2-D; use model.arch=mlp")
-        settings.update(img_size=data.img_size, channels=data.channels)
-    elif hasattr(data, "channels"):
-        raise ValueError("model.arch=mlp is for 2-D toy data; use dcgan or resnet for images")
+    settings.update(entry.data_settings(data))
     return build_models(arch, **settings)
 
 
-def _pixel_units(value: float, cfg: dict) -> float:
-    """A length given in [0, 1] pixel units (reg.delta, reg.sigma) in the model's units."""
-    out_range = cfg["model"]["out_range"]
-    if out_range == "none" or cfg["model"]["arch"] == "mlp":
-        return float(value)  # 2-D data: lengths are in data units
-    return delta_for_range(value, out_range)
+def _user_data(data):
+    """Users' data: a toy distribution (with ``sample(n, generator=...)``) or images (see robustgan.data.user)."""
+    if callable(getattr(data, "sample", None)) and not hasattr(data, "__getitem__"):
+        return data
+    from ..data.user import as_image_dataset
+    return as_image_dataset(data)
 
 
-def _scaled_delta(cfg: dict) -> float:
-    return _pixel_units(cfg["reg"]["delta"], cfg)
+def _check_user_models(G: nn.Module, D: nn.Module, cfg: dict) -> tuple[nn.Module, nn.Module]:
+    """Users' own networks: G needs ``z_dim``; robust feature matching needs D's features and w.
 
-
-def build_regularizer(cfg: dict):
-    r = cfg["reg"]
-    name = r["name"]
-    lam = regularizer_lambda(cfg)
-    if name == "none":
-        return make_regularizer("none")
-    if name == "noise":
-        anneal = int(round(r["anneal"] * cfg["train"]["steps"] * cfg["optim"]["d_steps"]))
-        return make_regularizer("noise", sigma=_pixel_units(r["sigma"], cfg), anneal_steps=anneal)
-    if name == "gp":
-        return make_regularizer("gp", lam=lam)
-    attack_kwargs = {}
-    if r["attack"] in ("pgd", "cw"):
-        attack_kwargs["steps"] = int(r["attack_steps"])
-    if r["attack"] == "pgd":
-        attack_kwargs["p"] = r["attack_norm"]
-    kw = dict(lam=lam, delta=_scaled_delta(cfg), attack=r["attack"], attack_kwargs=attack_kwargs, target=r["target"])
-    if name == "rfm":
-        kw["alpha"] = r["alpha"]
-    return make_regularizer(name, **kw)
+    A D without ``features``/``last_linear`` is adapted with :func:`robustgan.adapters.robust_discriminator`
+    (its last Linear(F, 1) or Conv2d(C, 1, k) is w, the input of that layer is phi); the adapter
+    holds the user's own module, so training it trains theirs.
+    """
+    if not isinstance(getattr(G, "z_dim", None), int):
+        raise ValueError(f"{type(G).__name__} has no integer attribute z_dim (the size of its input noise); "
+                         "set G.z_dim = 128 (or your size) before training")
+    from ..adapters import robust_discriminator
+    return G, robust_discriminator(D)
 
 
 class Trainer:
@@ -111,12 +104,15 @@ class Trainer:
         resume: continue from the latest checkpoint in ``run_dir`` if there is one.
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, resume: bool = True, dist: DistContext | None = None):
+    def __init__(self, cfg: dict, run_dir: str | Path, resume: bool = True, dist: DistContext | None = None, *,
+                 G: nn.Module | None = None, D: nn.Module | None = None, data=None):
+        if (G is None) != (D is None):
+            raise ValueError("pass both G and D (your own pair of networks), or neither")
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dist = dist or DistContext.from_env()
         t, o = cfg["train"], cfg["optim"]
-        if t["threads"]:
+        if t["threads"] not in (0, "auto"):
             torch.set_num_threads(int(t["threads"]))
         self.device = self.dist.device if self.dist.enabled else resolve_device(t["device"])
         self.amp = t["amp"] == "bf16"
@@ -124,13 +120,16 @@ class Trainer:
             raise ValueError("train.amp=bf16 but this GPU has no bf16 support; use train.amp=none")
 
         torch.manual_seed(cfg["seed"])  # the same initial weights on every process
-        self.data = load_training_data(cfg)
-        self.toy = cfg["data"]["name"] in TOY_NAMES
-        self.G, self.D = build_networks(cfg, self.data)
-        last_linear(self.D)  # the protocol every robustgan D follows; fail early for a custom one
+        self.user_data = data is not None
+        self.data = load_training_data(cfg) if data is None else _user_data(data)
+        self.toy = not hasattr(self.data, "channels")
+        if G is None:
+            self.G, self.D = build_networks(cfg, self.data)
+        else:
+            self.G, self.D = _check_user_models(G, D, cfg)
         self.G.to(self.device)
         self.D.to(self.device)
-        if t["channels_last"] and not self.toy:
+        if t["channels_last"] is True and not self.toy:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = None
@@ -149,6 +148,15 @@ class Trainer:
         self.lr_scale = 1.0  # lowered by NaN rollbacks
         self.rollbacks = 0
         self.last_checkpoint: Path | None = None
+        self.window = StatsWindow(self.device)
+        self.is_main = self.dist.rank == 0
+        self._lock = None
+        if self.is_main:
+            # One process per run folder; anything a killed atomic write left there is a leftover.
+            rundir.prepare_run_dir(self.run_dir)
+            self._lock = rundir.RunLock(self.run_dir).acquire()
+            for leftover in ckpt.clean_temporaries(self.run_dir):
+                print(f"robustgan: removed {leftover}, left by a killed write", file=sys.stderr)
         if self.dist.enabled:
             self.dist.broadcast_module(self.G)
             self.dist.broadcast_module(self.D)
@@ -159,13 +167,15 @@ class Trainer:
         g = torch.Generator().manual_seed(cfg["seed"] + 12345)
         self.fixed_z = torch.randn(64, self.G.z_dim, generator=g).to(self.device)
         if resume and (latest := ckpt.latest_checkpoint(self.run_dir)) is not None:
-            self.load_state(ckpt.load_checkpoint(latest, map_location=self.device))
+            state = ckpt.load_checkpoint(latest, map_location=self.device)
+            if isinstance(state.get("config"), dict):
+                rundir.refuse_changes(self.run_dir, state["config"], cfg)
+            self.load_state(state, path=latest)
             self.last_checkpoint = latest
-        self.is_main = self.dist.rank == 0
         self.logger = RunLogger(self.run_dir, resume_step=self.step, tensorboard=cfg["log"]["tensorboard"],
                                 enabled=self.is_main)
         if self.is_main:
-            (self.run_dir / "config.yaml").write_text(dump(cfg))
+            rundir.write_config(self.run_dir, cfg)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -177,21 +187,23 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": self.dist.gather_objects(ckpt.rng_state()),
             "config": self.cfg,
+            "log_window": self.window.state_dict(),
             "data_shape": {"img_size": getattr(self.data, "img_size", None),
                            "channels": getattr(self.data, "channels", None)},
         }
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict, path: str | Path = "checkpoint") -> None:
         if state.get("format") != "robustgan-checkpoint-1":
-            raise ValueError("not a robustgan training checkpoint")
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if self.G_ema is not None and state.get("G_ema") is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
+            raise ValueError(f"{path}: not a robustgan training checkpoint")
+        nets = [("G", self.G), ("D", self.D)] + ([("G_ema", self.G_ema)] if self.G_ema is not None
+                                                 and state.get("G_ema") is not None else [])
+        for name, net in nets:
+            ckpt.load_module_state(net, state[name], name=name, path=path, saved_cfg=state.get("config"), cfg=self.cfg)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step, self.d_iter = int(state["step"]), int(state["d_iter"])
         self.lr_scale, self.rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
+        self.window.load_state_dict(state.get("log_window"))
         rng = state["rng"]
         if len(rng) == self.dist.world:
             ckpt.set_rng_state(rng[self.dist.rank])
@@ -214,7 +226,7 @@ class Trainer:
         if self.toy:
             return x.float()
         x = uint8_to_range(x, self.cfg["model"]["out_range"])
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg["train"]["channels_last"] else x
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg["train"]["channels_last"] is True else x
 
     def _set_lr(self) -> None:
         o = self.cfg["optim"]
@@ -243,48 +255,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ phases
     def d_step(self) -> dict:
-        """One discriminator step; returns detached statistics."""
-        B = self.cfg["train"]["batch_size"]
-        every = self.cfg["reg"]["every"]
+        """One discriminator step; returns detached statistics and the (clean) fake batch."""
         real = self._to_model(self.batches.batch(self.d_iter))
         with torch.no_grad(), self.autocast():
-            fake = self.G(self._z(B))
-        fake = fake.float()
-        if self.cfg["train"]["channels_last"] and not self.toy:
-            fake = fake.contiguous(memory_format=torch.channels_last)
-        real_in, fake_in = self.reg.perturb(real, fake, self.d_iter)
-        apply_reg = self.reg.lam > 0 and self.d_iter % every == 0
-        share = apply_reg and self.reg.uses_fake_forward and self.reg.attack in ("fgm", "fgsm")
+            fake = self.G(self._z(self.cfg["train"]["batch_size"])).float()
+        if real.dim() == 4 and real.is_contiguous(memory_format=torch.channels_last):
+            fake = fake.contiguous(memory_format=torch.channels_last)  # D sees one memory format
         self.D.requires_grad_(True)
-        with self.autocast():
-            if share:
-                fake_in = fake_in.detach().requires_grad_(True)
-                feats = self.D.features(fake_in)
-                d_fake = self.D.last_linear(feats).squeeze(-1)
-            else:
-                feats = None
-                d_fake = self.D(fake_in)
-            d_real = self.D(real_in)
-            loss = self.objective.d_loss(d_real.float(), d_fake.float())
-            penalty = torch.zeros((), device=self.device)
-            if apply_reg:
-                penalty = every * self.reg.penalty(self.D, real_in, fake_in, objective=self.objective,
-                                                   features_fake=feats)
+        loss_fn = DiscriminatorLoss(self.D, self.objective, self.reg, self.cfg["reg"]["every"], self.autocast)
+        loss, stats = loss_fn(real, fake, self.d_iter)
         self.opt_d.zero_grad(set_to_none=True)
-        (loss + penalty).backward()
+        loss.backward()
         self.dist.average_gradients(self.D)
         self.opt_d.step()
         self.d_iter += 1
-        return {"loss_d": loss.detach(), "penalty": penalty.detach() / every if apply_reg else None,
-                "d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean(),
-                "fake": fake}
+        return {**stats, "fake": fake}
 
     def g_step(self) -> dict:
-        B = self.cfg["train"]["batch_size"]
+        """One generator step (D frozen); returns the detached loss."""
+        loss_fn = GeneratorLoss(self.D, self.objective, self.reg, self.autocast)
+        # a loss whose generator term needs real data (rpgan) reuses the last D step's batch
+        real = self._to_model(self.batches.batch(max(self.d_iter - 1, 0))) if loss_fn.needs_real else None
         self.D.requires_grad_(False)  # no parameter gradients for D in the generator phase
         with self.autocast():
-            fake = self.G(self._z(B))
-            loss = self.objective.g_loss(self.D(fake).float())
+            fake = self.G(self._z(self.cfg["train"]["batch_size"]))
+        loss = loss_fn(fake, real, self.d_iter)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.dist.average_gradients(self.G)
@@ -315,6 +310,7 @@ class Trainer:
             pts = self.sample(z).cpu()
             real = self.data.sample(1000, generator=torch.Generator().manual_seed(8))
             path = save_scatter(pts, folder / name, getattr(self.data, "centers", None), real, f"step {self.step}")
+            self.logger.image_file("samples", path, self.step)
         else:
             imgs = range_to_uint8(out, self.cfg["model"]["out_range"]).cpu()
             path = save_grid(imgs, folder / name, nrow=8)
@@ -344,78 +340,119 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=steps, initial=self.step, desc=f"{cfg['loss']}+{cfg['reg']['name']}", unit="step",
                        dynamic_ncols=True)
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-
-        def add(key, value):
-            if value is not None:
-                sums[key] = sums.get(key, 0.0) + float(value)
-                counts[key] = counts.get(key, 0) + 1
-
-        n_steps = 0
+        window = self.window
         t0 = time.perf_counter()
         last_d = None
+        stop = rundir.StopSignals()
         try:
+            stop.__enter__()
             while self.step < steps:
                 self._set_lr()
                 for _ in range(cfg["optim"]["d_steps"]):
                     last_d = self.d_step()
-                    self._check_finite("loss_d", last_d["loss_d"], last_d["penalty"])
                     for k in ("loss_d", "penalty", "d_real", "d_fake"):
-                        add(k, last_d[k])
+                        window.add(k, last_d[k], self.step)
                 g = self.g_step()
-                self._check_finite("loss_g", g["loss_g"])
+                window.add("loss_g", g["loss_g"], self.step)
                 self.step += 1
                 self._update_ema()
-                add("loss_g", g["loss_g"])
-                n_steps += 1
+                window.steps += 1
                 if bar is not None:
                     bar.update(1)
-                if self.step % lg["every"] == 0 or self.step == steps:
-                    elapsed = time.perf_counter() - t0
-                    report = {k: v / counts[k] for k, v in sums.items()}
+                log_now = self.step % lg["every"] == 0 or self.step == steps
+                samples_now = self.step % lg["samples_every"] == 0 or self.step == steps
+                eval_now = bool(lg["eval_every"]) and self.step % lg["eval_every"] == 0 and self.step != steps
+                ckpt_now = self.step % lg["checkpoint_every"] == 0 or self.step == steps
+                if log_now or samples_now or eval_now or ckpt_now:
+                    # The only host synchronisation of the loop: losses are checked here, so a NaN
+                    # is seen at most this many steps late and no checkpoint ever holds one.
+                    self._check_finite(window)
+                if log_now:
+                    window.seconds += time.perf_counter() - t0
+                    report = window.means()
                     report["robustness"] = discriminator_robustness(self.D, last_d["fake"], self.robust_delta)
-                    report["step_time"] = elapsed / n_steps
+                    report["step_time"] = window.seconds / max(1, window.steps)
                     report["lr_d"] = self.opt_d.param_groups[0]["lr"]
                     report["lr_g"] = self.opt_g.param_groups[0]["lr"]
                     self.logger.scalars(self.step, report)
                     if bar is not None:
                         bar.set_postfix(loss_d=f"{report['loss_d']:.3f}", loss_g=f"{report['loss_g']:.3f}")
-                    sums, counts, n_steps, t0 = {}, {}, 0, time.perf_counter()
-                if self.step % lg["samples_every"] == 0 or self.step == steps:
+                    window.reset()
+                    t0 = time.perf_counter()
+                if samples_now:
                     self.write_samples()
-                if lg["eval_every"] and self.step % lg["eval_every"] == 0 and self.step != steps:
+                if eval_now:
                     self._log_eval()
-                if self.step % lg["checkpoint_every"] == 0 or self.step == steps:
+                if ckpt_now:
                     self.dist.sync_buffers(self.G)
                     self.dist.sync_buffers(self.D)
+                    window.seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
                     self.save()
+                if self.step < steps and self._stop_requested(stop):
+                    if not ckpt_now:
+                        self._check_finite(window)
+                    return self._stop(stop, saved_now=ckpt_now)
         except _Rollback:
             if bar is not None:
                 bar.close()
+            stop.__exit__(None, None, None)
             return self._rollback_and_continue()
         finally:
             if bar is not None:
                 bar.close()
+            stop.__exit__(None, None, None)
         result = {"step": self.step, "status": "complete"}
         if lg["eval_at_end"] or lg["eval_every"]:
             result["metrics"] = self._log_eval()
+            if isinstance(result["metrics"], dict) and "skipped" not in result["metrics"]:
+                self.logger.hparams(self.cfg, result["metrics"])
         self.logger.text(f"finished at step {self.step}")
         self.logger.close()
         return result
+
+    def _stop_requested(self, stop) -> bool:
+        """Whether SIGINT/SIGTERM arrived; with several processes, all stop at the same step."""
+        flag = bool(stop.requested)
+        if self.dist.enabled:
+            import torch.distributed as tdist
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+            flag = bool(t.item())
+        return flag
+
+    def _stop(self, stop, saved_now: bool) -> dict:
+        """Stop after a signal: write a checkpoint of the finished step (if not written just now) and say so."""
+        if not saved_now:
+            self.dist.sync_buffers(self.G)
+            self.dist.sync_buffers(self.D)
+            self.save()
+        signum = int(stop.requested or 15)
+        self.logger.text(f"stopped by {stop.name or 'a signal'} at step {self.step}; checkpoint {self.last_checkpoint}")
+        self.logger.close()
+        return {"step": self.step, "status": "stopped", "signal": signum, "checkpoint": self.last_checkpoint}
+
+    def close(self) -> None:
+        """Close the logs and release the run folder (the command line calls this; so should scripts)."""
+        if getattr(self, "logger", None) is not None:
+            self.logger.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _has_eval_at(self, step: int) -> bool:
         import json
         path = self.run_dir / "metrics.jsonl"
         if not path.exists():
             return False
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if row.get("kind") == "eval" and row.get("step") == step:
-                return True
+        with open(path) as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("kind") == "eval" and row.get("step") == step:
+                    return True
         return False
 
     def _log_eval(self) -> dict:
@@ -430,27 +467,103 @@ class Trainer:
         self.logger.scalars(self.step, metrics, kind="eval")
         return metrics
 
-    def _check_finite(self, name: str, *values) -> None:
-        for v in values:
-            if v is not None and not torch.isfinite(v).all():
-                where = f"{self.last_checkpoint}" if self.last_checkpoint else "none written yet"
-                if self.cfg["train"]["on_nan"] == "rollback" and self.last_checkpoint is not None \
-                        and self.rollbacks < self.cfg["train"]["max_rollbacks"]:
-                    self.logger.text(f"{name} is {float(v)} at step {self.step}; rolling back to {where}")
-                    raise _Rollback()
-                msg = (f"{name} became {float(v)} at step {self.step}; the run stopped and the last good checkpoint "
-                       f"({where}) is intact. Lower the learning rates (optim.lr_d / optim.lr_g), strengthen the "
-                       f"regulariser, or set train.on_nan=rollback")
-                self.logger.text(msg)
-                self.logger.close()
-                raise TrainingDiverged(msg)
+    def _check_finite(self, window: "StatsWindow") -> None:
+        bad = window.first_nonfinite()
+        if bad is None:
+            return
+        name, value, at = bad
+        where = f"{self.last_checkpoint}" if self.last_checkpoint else "none written yet"
+        rollback = self.cfg["train"]["on_nan"] == "rollback"
+        if rollback and self.last_checkpoint is not None and self.rollbacks < self.cfg["train"]["max_rollbacks"]:
+            self.logger.text(f"{name} became {value} at step {at} (seen at step {self.step}); rolling back to {where}")
+            raise _Rollback()
+        if rollback:
+            advice = (f"the last checkpoint is intact ({where}); {self.rollbacks} of train.max_rollbacks="
+                      f"{self.cfg['train']['max_rollbacks']} rollbacks were used. Lower the learning rates "
+                      f"(optim.lr_d / optim.lr_g) or strengthen the regulariser")
+        else:
+            advice = (f"the last good checkpoint ({where}) is intact. Lower the learning rates (optim.lr_d / "
+                      f"optim.lr_g), strengthen the regulariser, or set train.on_nan=rollback")
+        msg = f"{name} became {value} at step {at}; the run stopped and {advice}"
+        self.logger.text(msg)
+        self.logger.close()
+        raise TrainingDiverged(msg)
 
     def _rollback_and_continue(self) -> dict:
         rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * 0.5
-        self.load_state(ckpt.load_checkpoint(self.last_checkpoint, map_location=self.device))
+        self.load_state(ckpt.load_checkpoint(self.last_checkpoint, map_location=self.device), path=self.last_checkpoint)
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self.logger.rewind(self.step)
         self.logger.text(f"rolled back to step {self.step}; learning rates scaled by {self.lr_scale}")
         return self.fit()
+
+
+class StatsWindow:
+    """Training statistics since the last log tick, summed on the training device.
+
+    Adding a value is a device operation (no host synchronisation); :meth:`means` and
+    :meth:`first_nonfinite` read everything back in one transfer at a log tick. The window is
+    saved in checkpoints, so a run resumed between two ticks logs the same averages as a run
+    that was never interrupted.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.first_bad: dict[str, torch.Tensor] = {}  # per key: first step with a non-finite value, or -1
+        self.steps = 0
+        self.seconds = 0.0
+
+    def add(self, key: str, value: torch.Tensor | None, step: int) -> None:
+        if value is None:
+            return
+        v = value.detach().float().reshape(())
+        if key in self.sums:
+            self.sums[key] = self.sums[key] + v
+            self.counts[key] += 1
+        else:
+            self.sums[key] = v.clone()
+            self.counts[key] = 1
+            self.first_bad[key] = torch.full((), -1, dtype=torch.long, device=v.device)
+        fb = self.first_bad[key]
+        self.first_bad[key] = torch.where((fb < 0) & ~torch.isfinite(v), torch.full_like(fb, step), fb)
+
+    def first_nonfinite(self) -> tuple[str, float, int] | None:
+        """(key, value, step) of the earliest non-finite value in the window, or None."""
+        if not self.sums:
+            return None
+        keys = list(self.sums)
+        steps = torch.stack([self.first_bad[k] for k in keys]).tolist()
+        bad = [(s, k) for s, k in zip(steps, keys) if s >= 0]
+        if not bad:
+            return None
+        step, key = min(bad)
+        return key, float(self.sums[key]), step
+
+    def means(self) -> dict[str, float]:
+        keys = list(self.sums)
+        if not keys:
+            return {}
+        values = torch.stack([self.sums[k] for k in keys]).tolist()
+        return {k: v / self.counts[k] for k, v in zip(keys, values)}
+
+    def state_dict(self) -> dict:
+        return {"sums": {k: v.detach().cpu() for k, v in self.sums.items()}, "counts": dict(self.counts),
+                "steps": self.steps, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self.reset()
+        if not state:
+            return
+        for k, v in state["sums"].items():
+            self.sums[k] = v.to(self.device)
+            self.first_bad[k] = torch.full((), -1, dtype=torch.long, device=self.device)
+        self.counts = {k: int(c) for k, c in state["counts"].items()}
+        self.steps, self.seconds = int(state["steps"]), float(state["seconds"])
 
 
 class _Rollback(Exception):
