@@ -3,7 +3,7 @@
 ``robustgan`` alone, ``robustgan help`` and ``robustgan -h`` list the subcommands;
 ``robustgan --version`` prints the version. A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``. User errors
 (bad options, missing data, unknown config keys, failed downloads) are raised as
-:class:`UserError`, ``ValueError``, ``FileNotFoundError`` or ``DownloadError`` and printed as one
+:class:`~robustgan.errors.UserError`, ``ValueError``, ``FileNotFoundError`` or ``DownloadError`` and printed as one
 line, without a traceback; set ``ROBUSTGAN_DEBUG=1`` to see the traceback.
 """
 from __future__ import annotations
@@ -12,6 +12,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from .errors import UserError
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
@@ -25,10 +27,6 @@ SUBCOMMANDS = {
     "sweep": ("robustgan.experiments.sweep", "the stability sweep over random setups (Table 2)"),
     "report": ("robustgan.experiments.report", "write an HTML/Markdown report of a grid or sweep folder"),
 }
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed as one line."""
 
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,7 @@ from typing import Callable
 
 import yaml
 
-from ..cli import UserError
+from ..errors import UserError
 from .results import (
     best_of,
     default_metric,

@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def standalone_main(name, add, runner, argv) -> int:
     """Parse ``argv`` with ``add`` and call ``runner``; user errors print as one line (exit 2)."""
-    from ..cli import UserError
+    from ..errors import UserError
     from ..train.config import ConfigError
 
     parser = argparse.ArgumentParser(prog=f"robustgan {name}")

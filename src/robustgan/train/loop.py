@@ -17,18 +17,20 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..data.toy import TOY_DATASETS
 from ..objectives import get_objective
 from ..ranges import range_to_uint8, uint8_to_range
 from ..regularizers import discriminator_robustness
 from . import checkpoint as ckpt
 from . import rundir
 from .batches import BatchSource
-from .build import build_regularizer, pixel_units as _pixel_units, scaled_delta as _scaled_delta  # noqa: F401
+from .build import build_networks, build_regularizer, scaled_delta as _scaled_delta
 from .distributed import DistContext
 from .logging import RunLogger, save_grid, save_scatter
 from .phases import DiscriminatorLoss, GeneratorLoss
 
-TOY_NAMES = ("8gaussians", "25gaussians", "swissroll")
+#: the toy data sets' names, from their registry (robustgan.data.toy); read them there
+TOY_NAMES = tuple(TOY_DATASETS)
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
 def load_training_data(cfg: dict):
     """The run's data: a toy distribution or an image data set (uint8)."""
     d = cfg["data"]
-    if d["name"] in TOY_NAMES:
+    if d["name"] in TOY_DATASETS:
         from ..data.toy import get_toy
         return get_toy(d["name"])
     from ..data import load_dataset
@@ -55,22 +57,6 @@ def load_training_data(cfg: dict):
     if getattr(ds, "images", None) is None and hasattr(ds, "preload") and len(ds) <= 60000:
         ds = ds.preload()
     return ds
-
-
-def build_networks(cfg: dict, data) -> tuple[nn.Module, nn.Module]:
-    """``(G, D)`` for ``cfg["model"]`` and the run's data (image sets fix img_size and channels)."""
-    from ..models import build_models, model_entry, model_names
-    m = dict(cfg["model"])
-    arch = m.pop("arch")
-    entry = model_entry(arch)
-    kind = "image" if hasattr(data, "channels") else "points"
-    if entry.data != kind:
-        words = {"image": "image", "points": "2-D point"}
-        raise ValueError(f"model.arch={arch} is for {words[entry.data]} data, but data.name={cfg['data']['name']} "
-                         f"is {words[kind]} data; use model.arch={' or '.join(model_names(data=kind))}")
-    settings = {k: v for k, v in m.items() if v is not None}
-    settings.update(entry.data_settings(data))
-    return build_models(arch, **settings)
 
 
 def _user_data(data):

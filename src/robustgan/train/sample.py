@@ -45,9 +45,10 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     Raises:
         FileNotFoundError: the run has no checkpoint.
     """
+    from ..data.toy import TOY_DATASETS, get_toy
+    from .build import build_networks
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .config import DEFAULTS, merge
-    from .loop import TOY_NAMES, build_networks
 
     run = Path(run)
     if checkpoint is None and run.is_file():
@@ -60,8 +61,7 @@ def load_generator(run: str | Path, checkpoint: str | Path | None = None, ema: b
     state = load_checkpoint(path, map_location=device)
     cfg = merge(DEFAULTS, state["config"])
     if G is None:
-        if cfg["data"]["name"] in TOY_NAMES:
-            from ..data.toy import get_toy
+        if cfg["data"]["name"] in TOY_DATASETS:
             info = get_toy(cfg["data"]["name"])
         else:  # image size and channels, recorded so the data set need not be loaded
             info = SimpleNamespace(**state["data_shape"])
