@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConfigError", "Option"]
+__all__ = ["ConfigError", "Option", "flatten"]
 
 TYPES = ("int", "float", "bool", "str", "choice", "list")
 
@@ -144,3 +144,18 @@ class Option:
         if hi is not None and (value > hi or (self.high_open and value == hi)):
             return want
         return None
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested config as dotted keys: ``{"reg": {"name": "rfm"}}`` -> ``{"reg.name": "rfm"}``.
+
+    Only the leaves are keys (a section is not); ``prefix`` is put before every key. An empty
+    section leaves no key.
+    """
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -48,6 +48,7 @@ from typing import Callable
 import yaml
 
 from ..errors import UserError
+from ..options import flatten
 from .results import (
     best_of,
     default_metric,
@@ -125,16 +126,6 @@ def _latest_step(run_dir: Path) -> int:
     return max(steps, default=0)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 #: keys that do not change what a run computes and that an executor may set per machine
 MACHINE_KEYS = ("out", "train.threads")
 
@@ -151,7 +142,7 @@ def config_differences(a: dict, b: dict, ignore: tuple[str, ...] = ("out",)) -> 
 
     Numbers compare by value (``1`` equals ``1.0``); keys in ``ignore`` are skipped.
     """
-    fa, fb = _flatten(a), _flatten(b)
+    fa, fb = flatten(a), flatten(b)
     diffs = []
     for key in sorted(set(fa) | set(fb)):
         if key in ignore:

@@ -19,14 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .arrays import feature_matrix
+
 __all__ = ["polynomial_kernel", "mmd2_unbiased", "kid"]
-
-
-def _as_tensor(x, name: str, dtype: torch.dtype) -> torch.Tensor:
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (N, F), got shape {tuple(t.shape)}")
-    return t.to(device="cpu", dtype=dtype)
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, gamma: float | None = None,
@@ -46,8 +41,8 @@ def mmd2_unbiased(x, y, degree: int = 3, gamma: float | None = None, coef0: floa
 
     Computed in ``dtype`` (default float64). Returns a Python float (may be slightly negative).
     """
-    x = _as_tensor(x, "x", dtype)
-    y = _as_tensor(y, "y", dtype)
+    x = feature_matrix(x, "x", dtype)
+    y = feature_matrix(y, "y", dtype)
     m = x.shape[0]
     if y.shape[0] != m or m < 2:
         raise ValueError(f"mmd2_unbiased needs two samples of the same size >= 2, got {x.shape[0]} and {y.shape[0]}")
@@ -79,8 +74,8 @@ def kid(features_fake, features_real, num_subsets: int = 100, subset_size: int =
         (kid_mean, kid_std): Python floats; std is the population standard deviation (ddof=0) of the
         per-subset values, as torch-fidelity reports it. Values are usually quoted x 1000.
     """
-    x = _as_tensor(features_fake, "features_fake", dtype)
-    y = _as_tensor(features_real, "features_real", dtype)
+    x = feature_matrix(features_fake, "features_fake", dtype)
+    y = feature_matrix(features_real, "features_real", dtype)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature dimensions differ: fake {x.shape[1]}, real {y.shape[1]}")
     if num_subsets < 1:

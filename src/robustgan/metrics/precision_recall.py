@@ -14,17 +14,11 @@ batch_size x N entries.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from .arrays import feature_matrix
+
 __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
-
-
-def _as_tensor(x, name: str, dtype: torch.dtype) -> torch.Tensor:
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (N, F), got shape {tuple(t.shape)}")
-    return t.to(device="cpu", dtype=dtype)
 
 
 def _sq_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
@@ -43,7 +37,7 @@ def knn_radii(features, k: int = 3, batch_size: int = 1024, dtype: torch.dtype =
     Returns:
         (N,) tensor of squared radii in ``dtype``.
     """
-    x = _as_tensor(features, "features", dtype)
+    x = feature_matrix(features, "features", dtype)
     n = x.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, N-1] for N = {n} samples, got k = {k}")
@@ -60,8 +54,8 @@ def knn_radii(features, k: int = 3, batch_size: int = 1024, dtype: torch.dtype =
 def manifold_coverage(queries, support, support_radii_sq: torch.Tensor, batch_size: int = 1024,
                       dtype: torch.dtype = torch.float32) -> float:
     """Fraction of ``queries`` (Q, F) inside the manifold of ``support`` (S, F) with squared radii (S,)."""
-    q = _as_tensor(queries, "queries", dtype)
-    s = _as_tensor(support, "support", dtype)
+    q = feature_matrix(queries, "queries", dtype)
+    s = feature_matrix(support, "support", dtype)
     if q.shape[1] != s.shape[1]:
         raise ValueError(f"feature dimensions differ: {q.shape[1]} and {s.shape[1]}")
     r = support_radii_sq.to(dtype)
@@ -89,8 +83,8 @@ def precision_recall(features_fake, features_real, k: int = 3, batch_size: int =
     Returns:
         (precision, recall): Python floats in [0, 1].
     """
-    fake = _as_tensor(features_fake, "features_fake", dtype)
-    real = _as_tensor(features_real, "features_real", dtype)
+    fake = feature_matrix(features_fake, "features_fake", dtype)
+    real = feature_matrix(features_real, "features_real", dtype)
     if fake.shape[1] != real.shape[1]:
         raise ValueError(f"feature dimensions differ: fake {fake.shape[1]}, real {real.shape[1]}")
     real_r = knn_radii(real, k, batch_size, dtype)

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from ..fileio import atomic_open
+from ..options import flatten
 
 
 def image_grid(images_uint8: torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
@@ -77,16 +78,6 @@ def figure_to_array(fig) -> np.ndarray:
 
 #: Evaluation values that are bookkeeping, not curves: kept in metrics.jsonl, not sent to TensorBoard.
 NOT_CURVES = frozenset({"n_fake", "n_ref", "num_modes"})
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _hparam_value(v):
@@ -214,7 +205,7 @@ class RunLogger:
             return
         from torch.utils.tensorboard.summary import hparams
 
-        hp = {k: _hparam_value(v) for k, v in _flat(cfg).items()}
+        hp = {k: _hparam_value(v) for k, v in flatten(cfg).items()}
         columns = {f"eval/{k}": float(v) for k, v in (metrics or {}).items()
                    if k not in NOT_CURVES and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(v)}

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from ..fileio import atomic_open
+from ..options import flatten
 
 LOCK_NAME = ".lock"
 CONFIG_NAME = "config.yaml"
@@ -223,16 +224,6 @@ RESUMABLE_KEYS: tuple[str, ...] = (
 )
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _resumable(key: str, allowed) -> bool:
     for a in allowed:
         if key == a or (a.endswith(".*") and key.startswith(a[:-1])):
@@ -266,7 +257,7 @@ def config_changes(saved_cfg: dict, new_cfg: dict, allowed=RESUMABLE_KEYS) -> li
     instance noise), where the entry says why. Numbers compare by value (``1`` equals ``1.0``);
     keys present in only one of the two configs are skipped.
     """
-    fa, fb = _flatten(saved_cfg), _flatten(new_cfg)
+    fa, fb = flatten(saved_cfg), flatten(new_cfg)
     changes = []
     # A key on one side only (a checkpoint of an older or newer robustgan) is no difference: a
     # new key's default keeps the old behaviour. Resolve both configs to compare such keys too.
