@@ -37,21 +37,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .driver import (ResultsFile, command_line, csv_list, main_metric, override_key, print_jobs,
+                     standalone_main)
 from .executors import Job, add_executor_arguments, executor_from_args, print_progress
-from .results import (
-    Table,
-    format_mean_std,
-    format_value,
-    mean_std,
-    metric_direction,
-    write_json_atomic,
-)
+from .results import Table, format_mean_std, format_value, mean_std
 
 __all__ = [
     "ATTACK_REGULARIZERS",
@@ -159,12 +152,9 @@ def cell_for(loss: str, reg: str, attack: str | None, target: str | None) -> Cel
 
 def parse_tune(specs: list[str] | None) -> dict[str, list]:
     """``["reg.lam=0.1,1,10"]`` -> ``{"reg.lam": [0.1, 1, 10]}`` (values parsed as YAML scalars)."""
-    from ..train.config import SHORTHANDS, parse_override
-
     out: dict[str, list] = {}
     for spec in specs or []:
-        key, _ = parse_override(spec)
-        key = SHORTHANDS.get(key, key)
+        key = override_key(spec)
         raw = spec.split("=", 1)[1]
         values = [_scalar(v) for v in raw.split(",") if v.strip()]
         if key == "reg.lam" and values == ["default"]:
@@ -210,14 +200,7 @@ def _tune_keys(cell: Cell, tune: dict) -> list[str]:
 def _cell_overrides(overrides: list[str], cell: Cell) -> list[str]:
     """The grid-wide overrides that apply to ``cell``: a ``reg.*`` setting its regulariser (or its
     attack) does not use is left out (the config refuses settings that would mean nothing)."""
-    from ..train.config import SHORTHANDS, parse_override
-
-    out = []
-    for text in overrides:
-        key, _ = parse_override(text)
-        if tune_applies(SHORTHANDS.get(key, key), cell.reg, cell.attack):
-            out.append(text)
-    return out
+    return [text for text in overrides if tune_applies(override_key(text), cell.reg, cell.attack)]
 
 
 def _tune_values(cell: Cell, key: str, tune: dict) -> list:
@@ -232,12 +215,9 @@ def _value_tag(key: str, value) -> str:
 
 
 def _base_overrides(overrides: list[str], steps: int | None, tune: dict) -> list[str]:
-    from ..train.config import SHORTHANDS, parse_override
-
     keys = []
     for text in overrides:
-        key, _ = parse_override(text)
-        key = SHORTHANDS.get(key, key)
+        key = override_key(text)
         if key in GRID_KEYS:
             raise ValueError(f"override {text!r}: the grid sets {key} itself (use --losses, --regs, --attacks, "
                              f"--targets, --seeds)")
@@ -430,9 +410,6 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
         executor: a :mod:`robustgan.experiments.executors` executor (default: one local subprocess).
         on_record: called as ``on_record(job, record, reused)`` after each run.
     """
-    from .executors import LocalExecutor
-    from .results import default_metric
-
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
     if not isinstance(tune_seeds, int) or tune_seeds < 1:
@@ -442,9 +419,7 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
     cells = expand_cells(losses, regs, attacks, targets)
     base = _base_overrides(list(overrides or []), steps, tune)
     probe = Job("probe", out / "runs" / "probe", preset, base + cells[0].overrides())
-    metric = metric or default_metric(probe.config())
-    direction = metric_direction(metric)
-    executor = executor or LocalExecutor()
+    metric, direction = main_metric(metric, probe.config())
     seed_list = list(range(seeds))
     tune_seed_list = list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + tune_seeds)) if tune else []
     results = {
@@ -453,11 +428,7 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
         "seeds": seed_list, "steps": steps, "overrides": base, "tune": tune, "tune_seeds": tune_seed_list,
         "cells": [dict(c.as_dict(), tuned=None) for c in cells], "tuning": {}, "tuning_runs": [], "runs": [],
     }
-    results_path = out / "results.json"
-
-    def save():
-        results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json_atomic(results_path, results)
+    file = ResultsFile(out / "results.json", results)
 
     # Every config is resolved (and every run folder checked) before the first run starts.
     tjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base, metric) if tune else []
@@ -465,50 +436,34 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
     for job in tjobs + mjobs_untuned:
         job.config()
 
-    def collector(bucket):
-        def cb(job, record, reused):
-            results[bucket] = [r for r in results[bucket] if r.get("run_id") != record.get("run_id")] + [record]
-            save()
-            if on_record:
-                on_record(job, record, reused)
-        return cb
-
-    save()
+    file.save()
     tuned = {}
     if tjobs:
-        executor.run(tjobs, on_record=collector("tuning_runs"))
+        file.run(tjobs, executor, "tuning_runs", on_record)
         results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction)
         tuned = {cid: t["chosen"] for cid, t in results["tuning"].items() if t["chosen"]}
         for c in results["cells"]:
             c["tuned"] = tuned.get(c["id"])
-        save()
-    jobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric)
-    order = {j.run_id: i for i, j in enumerate(jobs)}
-    executor.run(jobs, on_record=collector("runs"))
-    results["runs"].sort(key=lambda r: order.get(r["run_id"], 0))
-    save()
-    (out / "table.md").write_text(tables_markdown(results))
+        file.save()
+    file.run(grid_jobs(cells, seed_list, out, preset, base, tuned, metric), executor, "runs", on_record)
+    file.write_table(tables_markdown(results))
     return results
 
 
 # ------------------------------------------------------------------------------------------ command line
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``robustgan grid``."""
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides for every run, e.g. log.eval_every=500 optim.d_steps=2")
     parser.add_argument("--preset", required=True, help="preset name or YAML file every run starts from")
     parser.add_argument("--out", required=True, help="grid folder (runs/, results.json, table.md)")
-    parser.add_argument("--losses", type=_csv, default=["gan", "lsgan", "wgan"],
+    parser.add_argument("--losses", type=csv_list, default=["gan", "lsgan", "wgan"],
                         help=f"from {','.join(OBJECTIVES)} (default gan,lsgan,wgan)")
-    parser.add_argument("--regs", type=_csv, default=["none", "noise", "gp", "ar", "rfm"],
+    parser.add_argument("--regs", type=csv_list, default=["none", "noise", "gp", "ar", "rfm"],
                         help=f"from {','.join(REGULARIZERS)} (default none,noise,gp,ar,rfm)")
-    parser.add_argument("--attacks", type=_csv, default=["fgm"],
+    parser.add_argument("--attacks", type=csv_list, default=["fgm"],
                         help=f"for {'/'.join(ATTACK_REGULARIZERS)}: {','.join(ATTACK_REGISTRY)} (default fgm)")
-    parser.add_argument("--targets", type=_csv, default=["discriminator"],
+    parser.add_argument("--targets", type=csv_list, default=["discriminator"],
                         help=f"for {'/'.join(TARGET_REGULARIZERS)}: discriminator (robust D) and/or loss (f o D, Table 4)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0 .. N-1 (default 3)")
     parser.add_argument("--steps", type=int, default=None, help="train.steps of every run (default: the preset's)")
@@ -530,9 +485,7 @@ def run(args: argparse.Namespace) -> int:
                         args.preset, base) if tune else []
     jobs = grid_jobs(cells, range(args.seeds), args.out, args.preset, base)
     if args.dry_run:
-        for job in tjobs + jobs:
-            job.config()
-            print(f"{job.run_dir}: {' '.join(job.overrides)}")
+        print_jobs(tjobs + jobs)
         print(f"{len(cells)} cells, {len(jobs)} runs" + (f" (+ {len(tjobs)} tuning runs; evaluation runs then use "
                                                          f"the tuned values)" if tjobs else ""))
         return 0
@@ -550,34 +503,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_line(args: argparse.Namespace, name: str) -> str:
-    """The command that started this experiment (recorded in results.json)."""
-    argv = getattr(args, "argv", None)
-    if argv is None:
-        return "robustgan " + shlex.join(sys.argv[1:])
-    return f"robustgan {name} " + shlex.join(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m robustgan.experiments.grid ...`` (the same as ``robustgan grid ...``)."""
     return standalone_main("grid", add_arguments, run, argv)
-
-
-def standalone_main(name, add, runner, argv) -> int:
-    """Parse ``argv`` with ``add`` and call ``runner``; user errors print as one line (exit 2)."""
-    from ..errors import UserError
-    from ..train.config import ConfigError
-
-    parser = argparse.ArgumentParser(prog=f"robustgan {name}")
-    add(parser)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_intermixed_args(argv)
-    args.argv = argv
-    try:
-        return int(runner(args) or 0)
-    except (ValueError, FileNotFoundError, ConfigError, UserError) as exc:
-        print(f"robustgan {name}: error: {exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

@@ -552,7 +552,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m robustgan.experiments.report DIR`` (the same as ``robustgan report DIR``)."""
-    from .grid import standalone_main
+    from .driver import standalone_main
 
     return standalone_main("report", add_arguments, run, argv)
 

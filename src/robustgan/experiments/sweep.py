@@ -28,12 +28,12 @@ import argparse
 import math
 import random
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .driver import ResultsFile, command_line, csv_list, main_metric, override_key, print_jobs, standalone_main
 from .executors import Job, add_executor_arguments, executor_from_args, print_progress
-from .results import Table, format_value, metric_direction, numeric, write_json_atomic
+from .results import Table, format_value, numeric
 
 __all__ = [
     "Pool",
@@ -148,12 +148,9 @@ def setup_overrides(factors: dict) -> list[str]:
 
 
 def _check_overrides(overrides: list[str], pool: Pool) -> None:
-    from ..train.config import SHORTHANDS, parse_override
-
     taken = {k for name in pool.factors for k in FACTOR_KEYS[name]} | {"reg.name", "seed"}
     for text in overrides:
-        key, _ = parse_override(text)
-        key = SHORTHANDS.get(key, key)
+        key = override_key(text)
         if key in taken:
             raise ValueError(f"override {text!r}: the sweep sets {key} itself (pool factors, --methods, --seed)")
 
@@ -336,9 +333,6 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
         executor: an executor (default: one local subprocess at a time).
         on_record: ``on_record(job, record, reused)`` after each run.
     """
-    from .executors import LocalExecutor
-    from .results import default_metric
-
     if isinstance(pool, str):
         if pool not in POOLS:
             raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
@@ -349,8 +343,7 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
     jobs = sweep_jobs(pool, drawn, methods, out, seed, overrides, steps, metric)
     for job in jobs:
         job.config()  # every config is valid before the first run starts
-    metric = metric or default_metric(jobs[0].config())
-    direction = metric_direction(metric)
+    metric, direction = main_metric(metric, jobs[0].config())
     for job in jobs:
         job.metric = metric
     results = {
@@ -359,34 +352,18 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
         "pool_overrides": list(pool.overrides), "overrides": list(overrides or []), "steps": steps,
         "seed": seed, "methods": methods, "metric": metric, "direction": direction, "runs": [],
     }
-    path = out / "results.json"
 
-    def save():
-        rows, summary = rank_setups(drawn, methods, results["runs"], direction)
-        results["setups"], results["summary"] = rows, summary
-        results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json_atomic(path, results)
+    def rank(results):
+        results["setups"], results["summary"] = rank_setups(drawn, methods, results["runs"], direction)
 
-    def collect(job, record, reused):
-        results["runs"] = [r for r in results["runs"] if r.get("run_id") != record.get("run_id")] + [record]
-        save()
-        if on_record:
-            on_record(job, record, reused)
-
-    save()
-    (executor or LocalExecutor()).run(jobs, on_record=collect)
-    order = {j.run_id: i for i, j in enumerate(jobs)}
-    results["runs"].sort(key=lambda r: order.get(r["run_id"], 0))
-    save()
-    (out / "table.md").write_text(tables_markdown(results))
+    file = ResultsFile(out / "results.json", results, refresh=rank)
+    file.save()
+    file.run(jobs, executor, "runs", on_record)
+    file.write_table(tables_markdown(results))
     return results
 
 
 # ------------------------------------------------------------------------------------------ command line
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``robustgan sweep``."""
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -394,7 +371,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", required=True, choices=sorted(POOLS),
                         help="; ".join(f"{p.name}: {p.description}" for p in POOLS.values()))
     parser.add_argument("--setups", type=int, default=55, help="setups drawn from the pool (default 55)")
-    parser.add_argument("--methods", type=_csv, default=["none", "noise", "gp", "rfm"],
+    parser.add_argument("--methods", type=csv_list, default=["none", "noise", "gp", "rfm"],
                         help="regularisers compared on every setup, from none,noise,gp,r1,r2,r1r2,ar,rfm "
                              "(default none,noise,gp,rfm)")
     parser.add_argument("--out", required=True, help="sweep folder (runs/, results.json, table.md)")
@@ -406,15 +383,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``robustgan sweep``."""
-    from .grid import command_line
-
     pool = POOLS[args.pool]
     drawn = sample_setups(pool, args.setups, args.seed)
     jobs = sweep_jobs(pool, drawn, args.methods, args.out, args.seed, list(args.overrides), args.steps, args.metric)
     if args.dry_run:
-        for job in jobs:
-            job.config()
-            print(f"{job.run_dir}: {' '.join(job.overrides)}")
+        print_jobs(jobs)
         print(f"{len(drawn)} setups x {len(args.methods)} methods = {len(jobs)} runs")
         return 0
     print(f"sweep: {len(drawn)} setups of pool {pool.name} x {len(args.methods)} methods = {len(jobs)} runs, "
@@ -429,8 +402,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m robustgan.experiments.sweep ...`` (the same as ``robustgan sweep ...``)."""
-    from .grid import standalone_main
-
     return standalone_main("sweep", add_arguments, run, argv)
 
 
