@@ -297,7 +297,6 @@ def test_ar_over_delta_squared_converges_to_the_r2_value():
 
 
 def test_linf_radius_defaults_to_the_l2_length_of_fgm():
-    D = SmallD()
     x = torch.rand(4, 3, 8, 8)
     reg = make_regularizer("ar", attack="fgsm", delta=0.05)
     assert reg.radius(x) == pytest.approx(0.05 / math.sqrt(3 * 8 * 8))

@@ -229,7 +229,7 @@ def test_logged_averages_do_not_depend_on_where_a_run_resumed(tmp_path):
     orig_save = tr.save
 
     def save_then_stop():
-        out = orig_save()
+        orig_save()
         raise Stop()
 
     tr.save = save_then_stop
