@@ -9,7 +9,7 @@ training-time evaluation, ``robustgan eval`` / ``robustgan fd`` and the experime
 :data:`robustgan.experiments.results.METRIC_DIRECTION` all read this table, so adding a metric
 is one :func:`register_metric` call plus its test.
 
-This module imports neither torch nor numpy at import time (the experiment tables read it).
+Its own code imports numpy and torch only inside the compute functions.
 """
 from __future__ import annotations
 
