@@ -97,3 +97,33 @@ def test_generate_samples_is_seeded_and_batch_independent():
     z = torch.randn(25, 3, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(a, g.lin(z).detach(), rtol=0, atol=1e-6)
     assert not torch.equal(a, generate_samples(g, 25, "cpu", seed=6))
+
+
+def test_evaluate_generator_uses_the_ema_copy_and_the_trainers_device(monkeypatch):
+    from types import SimpleNamespace
+
+    from robustgan.data.toy import get_toy
+    from robustgan.train import evaluation
+
+    centers = torch.as_tensor(get_toy("8gaussians").centers, dtype=torch.float32)
+
+    class AtCentres(torch.nn.Module):
+        z_dim = 2
+
+        def forward(self, z):
+            return centers[torch.arange(len(z)) % len(centers)]
+
+    class Collapsed(AtCentres):
+        def forward(self, z):
+            return centers[:1].expand(len(z), 2)
+
+    seen = []
+    real_generate = evaluation.generate_samples
+    monkeypatch.setattr(evaluation, "generate_samples",
+                        lambda G, n, device, **kw: seen.append(str(device)) or real_generate(G, n, device, **kw))
+    cfg = resolve("toy-8gaussians", QUIET)
+    trainer = SimpleNamespace(G=Collapsed(), G_ema=AtCentres(), device=torch.device("cpu"), cfg=cfg)
+    assert evaluation.evaluate_generator(trainer, 400)["modes_covered"] == 8
+    trainer.G_ema = None
+    assert evaluation.evaluate_generator(trainer, 400)["modes_covered"] == 1
+    assert seen == ["cpu", "cpu"]
