@@ -230,7 +230,11 @@ def extract_features(extractor, images_or_dataset, batch_size: int = 100, with_l
     batches = _batches(images_or_dataset, batch_size)
     if progress:
         from tqdm import tqdm
-        batches = tqdm(batches, desc=f"{extractor.name} features", unit="batch")
+        try:
+            total = -(-len(images_or_dataset) // batch_size)
+        except TypeError:
+            total = None
+        batches = tqdm(batches, desc=f"{extractor.name} features", unit="batch", total=total)
     feats, logits = [], []
     for batch in batches:
         if with_logits:
