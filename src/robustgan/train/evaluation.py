@@ -19,7 +19,7 @@ def resolve_extractor(extractor: str, channels: int) -> str:
 
 def evaluate_samples(samples: torch.Tensor, cfg: dict, metrics=None, *, extractor=None, seed: int = 0,
                      weights: str | None = None, refresh: bool = False, device="cpu", progress: bool = False,
-                     **metric_options) -> dict:
+                     reference_images: torch.Tensor | None = None, **metric_options) -> dict:
     """Metrics of generated ``samples`` (model range, or 2-D points) against the run's data.
 
     2-D data: the registry's point metrics (modes covered, high-quality fraction within 3 std of a
@@ -30,7 +30,8 @@ def evaluate_samples(samples: torch.Tensor, cfg: dict, metrics=None, *, extracto
     Inception otherwise) against the cached reference statistics of the training split, computed
     on ``device``. ``weights`` is a path to the Inception weights file; ``refresh`` recomputes the
     reference statistics; ``progress`` shows what is being computed (stderr); ``metric_options`` go
-    to ``compute_metrics`` (e.g. ``kid_subsets``, ``pr_k``).
+    to ``compute_metrics`` (e.g. ``kid_subsets``, ``pr_k``). ``reference_images`` (uint8
+    (N, C, H, W)) replaces the named data set's statistics, e.g. for a user's own training data.
     """
     from ..metrics.registry import MetricInputs, available_metrics, get_metric
 
@@ -56,9 +57,12 @@ def evaluate_samples(samples: torch.Tensor, cfg: dict, metrics=None, *, extracto
         raise ValueError(f"no image metric among {metrics}; choose from fd (fid), kid, pr, is")
     kw = {"weights": weights} if (weights and extractor == "inception") else {}
     ext = get_extractor(extractor, device=device, **kw)
-    ref = reference_stats(name, split=cfg["data"]["split"], extractor=ext, root=cfg["data"]["root"],
-                          img_size=cfg["data"]["img_size"], download=cfg["data"]["download"], refresh=refresh,
-                          progress=progress)
+    if reference_images is not None:
+        ref = reference_images
+    else:
+        ref = reference_stats(name, split=cfg["data"]["split"], extractor=ext, root=cfg["data"]["root"],
+                              img_size=cfg["data"]["img_size"], download=cfg["data"]["download"], refresh=refresh,
+                              progress=progress)
     return compute_metrics(images, ref, metrics=image_metrics, extractor=ext, seed=seed, progress=progress,
                            **metric_options)
 
@@ -68,5 +72,11 @@ def evaluate_generator(trainer, n: int) -> dict:
     sampled and featurised on ``trainer.device``."""
     G = trainer.G_ema if trainer.G_ema is not None else trainer.G
     samples = generate_samples(G, n, trainer.device)
-    return evaluate_samples(samples, trainer.cfg, device=trainer.device,
+    # A user's own data (Trainer(..., data=...)) is its own reference: at most 10,000 of its images.
+    reference = None
+    if getattr(trainer, "user_data", False) and getattr(trainer.data, "images", None) is not None:
+        images = trainer.data.images
+        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:10000]
+        reference = images[keep.sort().values]
+    return evaluate_samples(samples, trainer.cfg, device=trainer.device, reference_images=reference,
                             progress=bool(trainer.cfg["log"].get("progress", False)))
