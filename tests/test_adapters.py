@@ -261,7 +261,7 @@ def drop_in_loop():
 def test_own_models_doc_runs(tmp_path, monkeypatch):
     import test_generate  # the hand-made run of tests/test_generate.py
     monkeypatch.chdir(tmp_path)
-    test_generate.make_run(tmp_path / "runs" / "fmnist-dcgan-gan-rfm", img_size=28)
+    test_generate.make_run(tmp_path / "runs" / "00000-fmnist-dcgan-gan-rfm", img_size=28)
     env = {}
     for i, code in enumerate(own_models_blocks()):
         if "for real in loader" in code:

@@ -183,6 +183,25 @@ def test_inception_score_matches_direct_formula():
         inception_score(p * 2, splits=3)
 
 
+def test_inception_score_uses_every_row_when_n_is_not_divisible():
+    # 23 rows in 4 splits: parts of 5, 6, 6, 6 rows ([k*N//s, (k+1)*N//s)); dropping the last 3 rows
+    # (the old n // splits slicing) changes the score
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.full(5, 0.3), size=23)
+    bounds = [k * 23 // 4 for k in range(5)]
+    assert bounds == [0, 5, 11, 17, 23]
+    expected = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        part = p[lo:hi]
+        py = part.mean(0)
+        expected.append(math.exp(sum(float(np.sum(r * np.log(r / py))) for r in part) / len(part)))
+    mean, std = inception_score(p, splits=4)
+    assert mean == pytest.approx(float(np.mean(expected)), rel=1e-12)
+    assert std == pytest.approx(float(np.std(expected)), rel=1e-9)
+    mean_l, _ = inception_score(np.log(p), splits=4, logits=True)
+    assert mean_l == pytest.approx(mean, rel=1e-10)
+
+
 # ---------------------------------------------------------------- precision / recall
 
 def brute_force_pr(fake, real, k=3):
@@ -331,11 +350,15 @@ def test_get_extractor_caches_default_instances():
         a = features.get_extractor("test-linear")
         assert features.get_extractor("test-linear") is a and len(built) == 1
         assert features.get_extractor("test-linear", cache=False) is not a and len(built) == 2
-        features.get_extractor("test-linear", classifier="x")  # options: never cached
+        features.get_extractor("test-linear", classifier="x")
         assert len(built) == 3 and features.get_extractor("test-linear") is a
+        b = features.get_extractor("test-linear", classifier="x")  # plain options: cached per value
+        assert len(built) == 3 and b is not a
+        features.get_extractor("test-linear", model=LinearFeatures())  # an object: never cached
+        assert len(built) == 4
     finally:
+        features.register_extractor("test-linear", factory)  # drops its cached instances
         features._REGISTRY.pop("test-linear")
-        features._CACHE.pop(("test-linear", "cpu"), None)
 
 
 def test_extract_features_batch_independent_and_dataset():
@@ -358,7 +381,6 @@ def test_extract_features_batch_independent_and_dataset():
 def test_reference_stats_cache_atomic_and_keyed(tmp_path, monkeypatch):
     monkeypatch.setenv("ROBUSTGAN_CACHE", str(tmp_path))
     imgs = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
-    calls = []
 
     class DS(torch.utils.data.Dataset):
         images = imgs
@@ -370,11 +392,14 @@ def test_reference_stats_cache_atomic_and_keyed(tmp_path, monkeypatch):
             return imgs[i]
 
     def fake_load_dataset(name, root=None, split="train", img_size=None, download=False):
-        calls.append((name, split, img_size))
         return DS()
 
     import robustgan.data
     monkeypatch.setattr(robustgan.data, "load_dataset", fake_load_dataset, raising=False)
+    # count feature computations (the data set itself is loaded each time, to fingerprint its content)
+    calls = []
+    real_extract = features.extract_features
+    monkeypatch.setattr(features, "extract_features", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
     ext = fake_classifier_extractor()
     s1 = reference.reference_stats("toyset", extractor=ext, max_features=30, seed=0)
     assert len(calls) == 1 and s1["n"] == 40 and s1["features"].shape == (30, 12)
@@ -418,8 +443,11 @@ def test_compute_metrics_against_direct_calls():
     assert (out["kid_mean"], out["kid_std"]) == pytest.approx(kid(ff, fr, num_subsets=10, subset_size=50, seed=0))
     assert (out["precision"], out["recall"]) == precision_recall(ff, fr)
     assert out["n_fake"] == 120 and out["n_ref"] == 120
-    same = evaluate.compute_metrics(real, real, metrics=("fid",), extractor=ext)
+    same = evaluate.compute_metrics(real, real, metrics=("fd",), extractor=ext)
     assert abs(same["fd"]) < 1e-6 and "fid" not in same
+    # "fid" names the Inception feature space: in classifier space it is refused, never relabelled
+    with pytest.raises(ValueError, match="Inception space"):
+        evaluate.compute_metrics(real, real, metrics=("fid",), extractor=ext)
     stats = reference.stats_from_features(fr, extractor="inception")
     with pytest.raises(ValueError, match="extractor"):
         evaluate.compute_metrics(fake, stats, extractor=ext)

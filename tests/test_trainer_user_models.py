@@ -104,3 +104,19 @@ def test_readme_own_models_example_runs(tmp_path, monkeypatch):
     assert env["images"].shape == (16, 1, 16, 16)
     images = env["images"].detach()
     assert 0 <= float(images.min()) and float(images.max()) <= 1
+
+
+def test_user_data_is_its_own_evaluation_reference(tmp_path):
+    # 28x28 gray user images: the shipped classifier space; the reference is the user's data, so
+    # the FD of the real images themselves (as "samples") against it is ~0 and the trained G's is not.
+    from robustgan.metrics.evaluate import compute_metrics
+    from robustgan.ranges import range_to_uint8
+    from robustgan.train.evaluation import evaluate_samples
+    g = torch.Generator().manual_seed(3)
+    images = (torch.rand(200, 1, 28, 28, generator=g) > 0.7).float()
+    cfg = resolve(None, SMALL + ["train.steps=1", "log.metrics=[fd]", "log.eval_n=100"])
+    real = (images * 255).round().to(torch.uint8)
+    same = evaluate_samples(images[:100], cfg, metrics=["fd"], reference_images=real)
+    assert abs(same["fd"] - compute_metrics(range_to_uint8(images[:100], "sigmoid"), real, metrics=["fd"])["fd"]) < 1e-9
+    assert same["fd"] < 0.2 * evaluate_samples(torch.rand(100, 1, 28, 28, generator=g), cfg, metrics=["fd"],
+                                               reference_images=real)["fd"]

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "grid": ("robustgan.experiments.grid", "train a loss x regulariser grid (Tables 1 and 4, Appendix F)"),
     "sweep": ("robustgan.experiments.sweep", "the stability sweep over random setups (Table 2)"),
     "report": ("robustgan.experiments.report", "write an HTML/Markdown report of a grid or sweep folder"),
+    "fd": ("robustgan.metrics.fd_cli", "metrics between two image sets: folders or named data sets (FD, KID, PR, IS)"),
 }
 
 

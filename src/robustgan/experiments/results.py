@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fileio import atomic_open
+from ..metrics.registry import frechet_key, metric_directions
 
 __all__ = [
     "RESULT_FILE",
@@ -56,12 +57,9 @@ __all__ = [
 RESULT_FILE = "result.json"
 STATUSES = ("complete", "diverged", "failed")
 
-#: Whether a smaller ("min") or larger ("max") value of a metric is better.
-METRIC_DIRECTION = {
-    "fd": "min", "fid": "min", "kid": "min", "kid_mean": "min", "w1": "min",
-    "modes_covered": "max", "high_quality_fraction": "max",
-    "precision": "max", "recall": "max", "is": "max", "is_mean": "max",
-}
+#: Whether a smaller ("min") or larger ("max") value of a metric is better: every output key and
+#: metric name with a direction in the metric registry (robustgan.metrics.registry).
+METRIC_DIRECTION = metric_directions()
 
 
 def metric_direction(name: str) -> str:
@@ -75,11 +73,17 @@ def metric_direction(name: str) -> str:
 
 
 def default_metric(cfg: dict) -> str:
-    """The main metric of a run: ``w1`` (Wasserstein-1 to the true mixture) for 2-D toy data,
-    ``fd`` (Frechet distance in the evaluation feature space; the paper's FID) for images."""
-    from ..train.loop import TOY_NAMES
+    """The main metric of a run: ``w1`` (Wasserstein-1 to the true mixture) for 2-D toy data, else
+    the Frechet distance under the key evaluation writes for the run's feature space: ``fid`` for
+    Inception (``log.extractor`` inception, or auto on colour data), ``fd`` for the classifier."""
+    from ..data.toy import TOY_DATASETS
 
-    return "w1" if cfg["data"]["name"] in TOY_NAMES else "fd"
+    if cfg["data"]["name"] in TOY_DATASETS:
+        return "w1"
+    extractor = cfg["log"].get("extractor", "auto")
+    if extractor == "auto":  # mirrors train.evaluation.resolve_extractor: MNIST-like sets are 1-channel
+        extractor = "classifier" if cfg["data"]["name"] in ("mnist", "fashion-mnist") else "inception"
+    return frechet_key(extractor)
 
 
 # ---------------------------------------------------------------------------------------------- files

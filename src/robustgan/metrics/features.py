@@ -5,7 +5,8 @@ An extractor maps uint8 images (B, C, H, W) to float32 features (B, F) and has `
     ========== ====== ===========================================================================
     name       dim    network
     ========== ====== ===========================================================================
-    inception  2048   FID Inception-v3 pool3 (pytorch-fid weights; any size, 1 or 3 channels)
+    inception  2048   FID Inception-v3 pool3 (pytorch-fid weights; any size, 1 or 3 channels;
+                      ``resize="pytorch-fid"`` (default) or ``"torch-fidelity"`` input handling)
     classifier 128    robustgan's small Fashion-MNIST classifier, penultimate layer (grayscale;
                       3-channel input is converted with ITU-R BT.601 luma weights)
     ========== ====== ===========================================================================
@@ -48,6 +49,9 @@ class FeatureExtractor:
     name: str = ""
     dim: int = 0
     channels: tuple[int, ...] = (1, 3)
+    has_logits: bool = False
+    #: how images are prepared for the network; part of the fingerprint
+    preprocessing: str = ""
 
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -71,10 +75,14 @@ class FeatureExtractor:
         raise NotImplementedError
 
     def fingerprint(self) -> str:
-        """12 hex digits identifying the weights (sha256 of the state dict's names, dtypes and bytes);
-        part of the reference-statistics cache key, so new weights never reuse old statistics."""
+        """12 hex digits identifying the weights and the input handling (sha256 of the name, the
+        preprocessing convention and the state dict's names, dtypes and bytes); part of the
+        reference-statistics cache key and stored in each stats file, so new weights or another
+        resize convention never reuse old statistics."""
         if getattr(self, "_fingerprint", None) is None:
             h = hashlib.sha256(self.name.encode())
+            if self.preprocessing:
+                h.update(f"|{self.preprocessing}".encode())
             model = getattr(self, "model", None)
             if model is not None:
                 for k, v in model.state_dict().items():
@@ -90,27 +98,33 @@ class FeatureExtractor:
 
 class InceptionExtractor(FeatureExtractor):
     """FID Inception-v3 pool3 features (2048-d). kw: weights (path), model (a ready FIDInceptionV3,
-    e.g. with random weights for tests), dtype (default float32), download (default True)."""
+    e.g. with random weights for tests), dtype (default float32), download (default True), resize
+    ("pytorch-fid", default: bilinear and x / 127.5 - 1; or "torch-fidelity": TF1 resize and
+    (x - 128) / 128; see robustgan.metrics.inception.preprocess)."""
 
     name = "inception"
     dim = 2048
     has_logits = True
 
     def __init__(self, device="cpu", weights=None, model=None, dtype: torch.dtype = torch.float32,
-                 download: bool = True):
+                 download: bool = True, resize: str = "pytorch-fid"):
         super().__init__(device)
-        from robustgan.metrics.inception import load_inception
+        from robustgan.metrics.inception import CONVENTIONS, load_inception
+        if resize not in CONVENTIONS:
+            raise ValueError(f"unknown resize convention {resize!r}; choose one of {', '.join(CONVENTIONS)}")
+        self.preprocessing = resize
         if model is None:
             model = load_inception(weights, device=self.device, dtype=dtype, download=download)
         self.model = model.to(self.device).eval()
 
     def _features(self, images):
-        return self.model(images.to(self.device))
+        return self.model(images.to(self.device), convention=self.preprocessing)
 
     @torch.no_grad()
     def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (B, C, H, W) -> (features (B, 2048), bias-free logits (B, 1008)) float32, one pass."""
-        f, logits = self.model(self._check(images).to(self.device), return_logits=True)
+        f, logits = self.model(self._check(images).to(self.device), return_logits=True,
+                               convention=self.preprocessing)
         return f.float().cpu(), logits.float().cpu()
 
 
@@ -121,7 +135,6 @@ class ClassifierExtractor(FeatureExtractor):
 
     name = "classifier"
     dim = 128
-    has_logits = False
 
     def __init__(self, device="cpu", classifier: str = "fashion-mnist", path=None, model=None):
         super().__init__(device)
@@ -153,8 +166,9 @@ def get_extractor(name: str, device: str | torch.device = "cpu", cache: bool = T
     The returned callable maps uint8 images (B, C, H, W) to a float32 CPU tensor (B, dim) and has
     ``.name`` and ``.dim``. Keyword arguments go to the extractor (see :class:`InceptionExtractor`,
     :class:`ClassifierExtractor`). An extractor instance passed as ``name`` is returned as is.
-    Without keyword arguments and with ``cache=True`` (default) the instance is kept per
-    (name, device) and returned again by later calls, so weights are loaded once per process.
+    With ``cache=True`` (default) and options that are plain values (str, numbers, None; e.g.
+    ``weights=path, resize="torch-fidelity"``) the instance is kept per (name, device, options) and
+    returned again by later calls, so weights are loaded once per process.
     """
     if isinstance(name, FeatureExtractor):
         return name
@@ -162,11 +176,12 @@ def get_extractor(name: str, device: str | torch.device = "cpu", cache: bool = T
         factory = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown feature extractor {name!r}; choose one of {available_extractors()}") from None
-    key = (name, str(torch.device(device)))
-    if cache and not kw and key in _CACHE:
+    plain = all(v is None or isinstance(v, (str, int, float, bool)) for v in kw.values())
+    key = (name, str(torch.device(device)), *sorted((k, str(v)) for k, v in kw.items() if v is not None))
+    if cache and plain and key in _CACHE:
         return _CACHE[key]
     ext = factory(device=device, **kw)
-    if cache and not kw:
+    if cache and plain:
         _CACHE[key] = ext
     return ext
 
@@ -215,7 +230,11 @@ def extract_features(extractor, images_or_dataset, batch_size: int = 100, with_l
     batches = _batches(images_or_dataset, batch_size)
     if progress:
         from tqdm import tqdm
-        batches = tqdm(batches, desc=f"{extractor.name} features", unit="batch")
+        try:
+            total = -(-len(images_or_dataset) // batch_size)
+        except TypeError:
+            total = None
+        batches = tqdm(batches, desc=f"{extractor.name} features", unit="batch", total=total)
     feats, logits = [], []
     for batch in batches:
         if with_logits:

@@ -9,10 +9,18 @@ Module names and parameter shapes follow pytorch-fid, so its weights file
   (``count_include_pad=False``), as TensorFlow's pooling does;
 * the last block (Mixed_7c) pools its branch with a *max* pool, a quirk of the TF graph.
 
-Input handling follows pytorch-fid: uint8 images -> [0, 1] -> bilinear resize to 299x299
-(``align_corners=False``) -> scaled to [-1, 1]. Grayscale images are repeated to 3 channels.
-(torch-fidelity instead re-implements TF1's bilinear resize exactly; the two differ slightly for
-inputs that are not 299x299, so compare FIDs computed by the same code.)
+Input handling (:func:`preprocess`) follows one of two published conventions; grayscale images
+are repeated to 3 channels in both:
+
+* ``"pytorch-fid"`` (default; what pytorch-fid computes, and so the numbers it reproduces): uint8
+  -> x / 255 -> PyTorch bilinear resize to 299x299 (``align_corners=False``, half-pixel centres)
+  -> 2x - 1, i.e. x / 127.5 - 1.
+* ``"torch-fidelity"`` (what torch-fidelity computes, which re-implements the original TensorFlow
+  FID/IS code): uint8 as float -> TensorFlow 1.x ``resize_bilinear`` (source pixel = output pixel
+  * in / out, no half-pixel offset) -> (x - 128) / 128.
+
+The two give different features (docs/metrics.md gives measured sizes), so compare only FIDs
+computed with the same convention.
 
 FID numbers are comparable with published ones only with these weights; never substitute
 torchvision's ImageNet weights. Get them with :func:`load_inception` (see its docstring for offline use).
@@ -29,7 +37,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "FID_WEIGHTS_URL", "FID_WEIGHTS_NAME", "FID_WEIGHTS_SHA256_PREFIX", "FIDInceptionV3",
-    "cache_root", "find_inception_weights", "load_inception", "preprocess",
+    "cache_root", "find_inception_weights", "load_inception", "preprocess", "resize_tf1", "CONVENTIONS",
 ]
 
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -38,6 +46,8 @@ FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV = "ROBUSTGAN_INCEPTION_WEIGHTS"
 CACHE_ENV = "ROBUSTGAN_CACHE"
 INPUT_SIZE = 299
+#: input conventions of :func:`preprocess`
+CONVENTIONS = ("pytorch-fid", "torch-fidelity")
 
 
 class BasicConv2d(nn.Module):
@@ -178,13 +188,45 @@ class InceptionE(nn.Module):
         return torch.cat([a, b, c, d], 1)
 
 
-def preprocess(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 (B, 1 or 3, H, W) -> (B, 3, 299, 299) in [-1, 1], resized as pytorch-fid does.
+def resize_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
+    """TensorFlow 1.x ``tf.image.resize_bilinear(align_corners=False)`` of float (B, C, H, W) to
+    (B, C, size, size): output pixel i samples the input at i * in / out (no half-pixel offset),
+    interpolating between floor and floor + 1 (clamped to the last pixel)."""
+    def axis(n_in: int):
+        src = torch.arange(size, dtype=torch.float64, device=x.device) * (n_in / size)
+        lo = src.floor().long().clamp_max(n_in - 1)
+        hi = (lo + 1).clamp_max(n_in - 1)
+        return lo, hi, (src - lo).to(x.dtype)
 
-    Float input is accepted if already in [0, 1] (e.g. from a generator); it is not rescaled by 255.
+    ylo, yhi, dy = axis(x.shape[-2])
+    xlo, xhi, dx = axis(x.shape[-1])
+    top, bottom = x[..., ylo, :], x[..., yhi, :]
+    rows = top + (bottom - top) * dy.view(-1, 1)
+    left, right = rows[..., xlo], rows[..., xhi]
+    return left + (right - left) * dx
+
+
+def preprocess(images: torch.Tensor, dtype: torch.dtype = torch.float32,
+               convention: str = "pytorch-fid") -> torch.Tensor:
+    """uint8 (B, 1 or 3, H, W) -> (B, 3, 299, 299) in [-1, 1] as pytorch-fid or torch-fidelity does.
+
+    ``convention``: "pytorch-fid" (bilinear, x / 127.5 - 1; default) or "torch-fidelity" (TF1
+    resize, (x - 128) / 128; uint8 input only). Float input is accepted for "pytorch-fid" if
+    already in [0, 1] (e.g. from a generator); it is not rescaled by 255.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown input convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images of shape (B, 1 or 3, H, W), got {tuple(images.shape)}")
+    if convention == "torch-fidelity":
+        if images.dtype != torch.uint8:
+            raise ValueError(f"the torch-fidelity convention expects uint8 images, got dtype {images.dtype}")
+        x = images.to(dtype)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+            x = resize_tf1(x, INPUT_SIZE)
+        return (x - 128.0) / 128.0
     if images.dtype == torch.uint8:
         x = images.to(dtype) / 255.0
     elif images.is_floating_point():
@@ -202,7 +244,7 @@ class FIDInceptionV3(nn.Module):
     """Inception-v3 with the FID (TF 2015-12-05) structure; eval mode, no gradients needed.
 
     ``forward(images)`` takes uint8 images (B, 1 or 3, H, W) and returns the 2048-d pool3 features
-    (B, 2048) in the model's dtype. ``forward(images, return_logits=True)`` returns
+    (B, 2048) in the model's dtype; ``convention`` chooses the input handling (:func:`preprocess`). ``forward(images, return_logits=True)`` returns
     ``(features, logits)`` where logits (B, 1008) = features @ fc.weight^T *without* the bias: that is
     what the original Inception Score code computed ("softmax/logits/MatMul") and what torch-fidelity
     calls ``logits_unbiased``. The full classifier output is ``model.fc(features)``.
@@ -241,9 +283,9 @@ class FIDInceptionV3(nn.Module):
             x = block(x)
         return x.mean(dim=(2, 3))
 
-    def forward(self, images: torch.Tensor, return_logits: bool = False):
+    def forward(self, images: torch.Tensor, return_logits: bool = False, convention: str = "pytorch-fid"):
         dtype = self.fc.weight.dtype
-        x = preprocess(images.to(self.fc.weight.device), dtype)
+        x = preprocess(images.to(self.fc.weight.device), dtype, convention)
         feats = self.pool3(x)
         if return_logits:
             return feats, feats @ self.fc.weight.T

@@ -1,7 +1,8 @@
 """Inception Score (Salimans et al. 2016): exp( E_x KL( p(y|x) || p(y) ) ), averaged over splits.
 
-The usual protocol (the original TensorFlow code, torch-fidelity) splits the N samples into 10 equal
-parts, computes p(y) as the mean prediction within each part, and reports the mean and standard
+The usual protocol (the original TensorFlow code, torch-fidelity) splits the N samples into 10
+consecutive parts, rows ``[k * N // splits, (k + 1) * N // splits)`` for part k (so every row is used
+and part sizes differ by at most one), computes p(y) as the mean prediction within each part, and reports the mean and standard
 deviation (ddof=0) of the per-split scores. With the FID Inception weights the class probabilities
 are the softmax over all 1008 outputs of the *bias-free* logits pool3 @ fc.weight^T (that is what the
 original code computes; see :meth:`robustgan.metrics.inception.FIDInceptionV3.forward`).
@@ -21,8 +22,8 @@ def inception_score(predictions, splits: int = 10, logits: bool = False,
     Args:
         predictions: (N, K) array or tensor: class probabilities (rows >= 0 summing to 1, checked to
             1e-3), or logits when ``logits=True`` (then log_softmax is applied, exact for zeros).
-        splits: number of equal parts (default 10); each part has N // splits consecutive rows and the
-            last N % splits rows are unused, as in the original code and torch-fidelity. Needs N >= splits.
+        splits: number of parts (default 10); part k is rows [k * N // splits, (k + 1) * N // splits),
+            so every row is used, as in the original code and torch-fidelity. Needs N >= splits.
         logits: whether ``predictions`` are unnormalised logits.
         seed: if not None, rows are shuffled with this seed before splitting (torch-fidelity shuffles;
             the original code does not). Default None: keep the given order.
@@ -49,16 +50,16 @@ def inception_score(predictions, splits: int = 10, logits: bool = False,
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
         p = p[perm]
         log_p = None if log_p is None else log_p[perm]
-    size = n // splits
     scores = []
     for k in range(splits):
-        part = p[k * size:(k + 1) * size]
+        lo, hi = k * n // splits, (k + 1) * n // splits
+        part = p[lo:hi]
         p_y = part.mean(0, keepdim=True)
         # KL(p || p_y) = sum p log p - sum p log p_y; xlogy makes 0 log 0 = 0 for one-hot predictions
         if log_p is None:
             plogp = torch.special.xlogy(part, part)
         else:
-            plogp = part * log_p[k * size:(k + 1) * size]
+            plogp = part * log_p[lo:hi]
         kl = (plogp - torch.special.xlogy(part, p_y)).sum(1)
         scores.append(float(torch.exp(kl.mean())))
     scores = np.array(scores)

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..data.toy import TOY_DATASETS
+from ..hardware import describe_machine, resolve_amp, resolve_channels_last, resolve_threads
 from ..objectives import get_objective
 from ..ranges import range_to_uint8, uint8_to_range
 from ..regularizers import discriminator_robustness
@@ -28,9 +29,6 @@ from .build import build_networks, build_regularizer, scaled_delta as _scaled_de
 from .distributed import DistContext
 from .logging import RunLogger, save_grid, save_scatter
 from .phases import DiscriminatorLoss, GeneratorLoss
-
-#: the toy data sets' names, from their registry (robustgan.data.toy); read them there
-TOY_NAMES = tuple(TOY_DATASETS)
 
 
 class TrainingDiverged(RuntimeError):
@@ -98,10 +96,13 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.dist = dist or DistContext.from_env()
         t, o = cfg["train"], cfg["optim"]
-        if t["threads"] not in (0, "auto"):
-            torch.set_num_threads(int(t["threads"]))
+        # Precision, memory format and threads follow the machine unless set (robustgan.hardware);
+        # the choices and their reasons go to run.json and log.txt.
+        threads, why_threads = resolve_threads(t["threads"])
+        if threads:
+            torch.set_num_threads(threads)
         self.device = self.dist.device if self.dist.enabled else resolve_device(t["device"])
-        self.amp = t["amp"] == "bf16"
+        self.amp, why_amp = resolve_amp(t["amp"], self.device)
         if self.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ValueError("train.amp=bf16 but this GPU has no bf16 support; use train.amp=none")
 
@@ -109,13 +110,18 @@ class Trainer:
         self.user_data = data is not None
         self.data = load_training_data(cfg) if data is None else _user_data(data)
         self.toy = not hasattr(self.data, "channels")
+        self.channels_last, why_cl = (False, "channels_last: 2-D data") if self.toy else \
+            resolve_channels_last(t["channels_last"], self.device, cfg["model"]["arch"], bf16=self.amp)
+        self.resolved = {"amp": "bf16" if self.amp else "none", "channels_last": self.channels_last,
+                         "threads": torch.get_num_threads(), "device": str(self.device),
+                         "reasons": [why_amp, why_cl, why_threads]}
         if G is None:
             self.G, self.D = build_networks(cfg, self.data)
         else:
             self.G, self.D = _check_user_models(G, D, cfg)
         self.G.to(self.device)
         self.D.to(self.device)
-        if t["channels_last"] is True and not self.toy:
+        if self.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = None
@@ -128,7 +134,7 @@ class Trainer:
         self.reg = build_regularizer(cfg)
         self.robust_delta = _scaled_delta(cfg)
         self.batches = BatchSource(self.data, t["batch_size"], cfg["seed"], self.dist.rank, self.dist.world,
-                                   cfg["data"]["workers"])
+                                   cfg["data"]["workers"], pin_memory=self.device.type == "cuda")
         self.step = 0        # generator steps done
         self.d_iter = 0      # discriminator steps done
         self.lr_scale = 1.0  # lowered by NaN rollbacks
@@ -162,6 +168,20 @@ class Trainer:
                                 enabled=self.is_main)
         if self.is_main:
             rundir.write_config(self.run_dir, cfg)
+            self._write_run_json()
+
+    def _write_run_json(self) -> None:
+        """run.json: what this machine resolved the ``auto`` settings to, and why (rewritten at each start)."""
+        import json
+        from ..fileio import atomic_open
+        info = dict(self.resolved, machine=describe_machine(), world_size=self.dist.world,
+                    effective_batch_size=self.cfg["train"]["batch_size"] * self.dist.world)
+        with atomic_open(self.run_dir / "run.json", "w") as fh:
+            json.dump(info, fh, indent=2)
+        for reason in self.resolved["reasons"]:
+            self.logger.text(reason)
+            if reason.startswith("warning:"):
+                print(f"robustgan: {reason}", file=sys.stderr)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -212,7 +232,7 @@ class Trainer:
         if self.toy:
             return x.float()
         x = uint8_to_range(x, self.cfg["model"]["out_range"])
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg["train"]["channels_last"] is True else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _set_lr(self) -> None:
         o = self.cfg["optim"]
