@@ -338,7 +338,7 @@ def test_sampling_and_evaluation_use_the_ema_generator(tmp_path):
     mode: samples equal the centre (exactly) and the evaluation sees one mode covered with every
     sample of high quality; ``sample(ema=False)`` gives G's point.
     """
-    tr = Trainer(toy_cfg("train.ema=0.999", "log.eval_n=200", steps=2), tmp_path, resume=False)
+    tr = Trainer(toy_cfg("train.ema=0.999", "log.eval_n=200", "train.amp=none", steps=2), tmp_path, resume=False)
     centre = [float(c) for c in tr.data.centers[0]]
     _constant_output(tr.G_ema, centre)
     _constant_output(tr.G, [100.0, 100.0])

@@ -59,3 +59,16 @@ def test_standalone_main_prints_user_errors_as_one_line(capsys):
     assert standalone_main("thing", add, lambda args: None, []) == 0
     with pytest.raises(SystemExit):
         standalone_main("thing", add, runner, ["--bogus"])
+
+
+def test_grid_and_sweep_refuse_a_bad_out_in_one_line(tmp_path, capsys):
+    from robustgan.cli import main
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert main(["grid", "--preset", "toy-8gaussians", "--out", str(afile / "sub")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lies under" in err and "\n" not in err
+    assert main(["sweep", "--pool", "toy", "--out", str(afile)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a file" in err and "\n" not in err
+    assert afile.read_text() == "not a folder"

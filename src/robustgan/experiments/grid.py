@@ -478,6 +478,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``robustgan grid``."""
+    if not args.dry_run:  # a file, a folder under a file, a read-only place: one line, before any run
+        from ..train.rundir import prepare_run_dir
+        prepare_run_dir(args.out)
     tune = parse_tune(args.tune)
     cells = expand_cells(args.losses, args.regs, args.attacks, args.targets)
     base = _base_overrides(list(args.overrides), args.steps, tune)

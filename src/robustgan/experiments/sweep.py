@@ -383,6 +383,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``robustgan sweep``."""
+    if not args.dry_run:  # a file, a folder under a file, a read-only place: one line, before any run
+        from ..train.rundir import prepare_run_dir
+        prepare_run_dir(args.out)
     pool = POOLS[args.pool]
     drawn = sample_setups(pool, args.setups, args.seed)
     jobs = sweep_jobs(pool, drawn, args.methods, args.out, args.seed, list(args.overrides), args.steps, args.metric)
