@@ -20,7 +20,7 @@ SUBCOMMANDS = {
     "train": ("robustgan.train.cli", "train a GAN (default: a short Fashion-MNIST job)"),
     "sample": ("robustgan.train.sample", "draw a grid of samples from a run's checkpoint"),
     "generate": ("robustgan.generate", "write one PNG per seed from a run's checkpoint"),
-    "eval": ("robustgan.metrics.cli", "evaluate a run's checkpoint (FD, KID, precision/recall)"),
+    "eval": ("robustgan.evaluate_run", "evaluate a run's checkpoint (FD, KID, precision/recall)"),
     "dirac": ("robustgan.experiments.dirac", "the Dirac-GAN study (Figures 2 and 5 of the paper)"),
     "download": ("robustgan.data.download", "fetch and verify a data set (MNIST, Fashion-MNIST, CIFAR-10)"),
     "grid": ("robustgan.experiments.grid", "train a loss x regulariser grid (Tables 1 and 4, Appendix F)"),

@@ -284,3 +284,18 @@ def describe_machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda_device": cuda,
     }
+
+
+def parse_device(name: str):
+    """"auto" -> cuda when available, else cpu; a cuda device without CUDA is a ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} but CUDA is not available; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+    return dev

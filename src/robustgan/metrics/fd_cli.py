@@ -42,12 +42,12 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..fileio import atomic_open
-    from .cli import resolve_device
+    from ..hardware import parse_device
     from .compare_sets import compare
 
     if args.n is not None and args.n < 2:
         raise ValueError("--n must be at least 2")
-    device = resolve_device(args.device)
+    device = parse_device(args.device)
     result = compare(args.input1, args.input2, metrics=args.metrics, extractor=args.extractor, device=device,
                      resize=args.resize, batch_size=args.batch_size, seed=args.seed, n=args.n, root1=args.root1,
                      root2=args.root2, weights=args.weights, cache=not args.no_cache, refresh=args.refresh,

@@ -45,23 +45,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def resolve_device(name: str):
-    """"auto" -> cuda when available, else cpu; a cuda device without CUDA is a ValueError."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} but CUDA is not available; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
-    return dev
-
-
 def format_metrics(result: dict) -> str:
     """``key=value`` for every entry: floats with 4 significant digits, anything else as is."""
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
@@ -108,16 +91,17 @@ def read_records(path: str | os.PathLike) -> list[dict]:
 
 
 def run(args) -> int:
-    from ..data.toy import TOY_DATASETS
-    from ..train.checkpoint import load_checkpoint
-    from ..train.evaluation import evaluate_samples, resolve_extractor
-    from ..train.sample import load_generator
-    from .registry import get_metric
-    from .sampling import generate_samples
+    from .data.toy import TOY_DATASETS
+    from .train.checkpoint import load_checkpoint
+    from .train.evaluation import evaluate_samples, resolve_extractor
+    from .train.sample import load_generator
+    from .hardware import parse_device
+    from .metrics.registry import get_metric
+    from .metrics.sampling import generate_samples
 
     if args.n < 2:
         raise ValueError("--n must be at least 2")
-    device = resolve_device(args.device)
+    device = parse_device(args.device)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     for m in metrics or ():
         get_metric(m)  # unknown names fail before the checkpoint is loaded
