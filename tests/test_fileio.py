@@ -28,3 +28,11 @@ def test_atomic_open_failure_keeps_old_file(tmp_path):
     with pytest.raises(ValueError, match="whole files"):
         with atomic_open(path, "a"):
             pass
+
+
+def test_read_jsonl_skips_a_torn_last_line(tmp_path):
+    from robustgan.fileio import read_jsonl
+    path = tmp_path / "metrics.jsonl"
+    assert read_jsonl(path) == []
+    path.write_text('{"step": 1}\n[1, 2]\n{"step": 2}\n{"step": 3, "lo')
+    assert read_jsonl(path) == [{"step": 1}, {"step": 2}]

@@ -76,18 +76,8 @@ def _ends_with_newline(path: Path) -> bool:
 
 def read_records(path: str | os.PathLike) -> list[dict]:
     """The records of an eval.jsonl file, oldest first ([] if missing); torn lines are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
+    from .fileio import read_jsonl
+    return read_jsonl(path)
 
 
 def run(args) -> int:

@@ -41,3 +41,26 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb"):
             os.close(dfd)
     except OSError:
         pass
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSON-lines file, in order ([] if it is missing).
+
+    Lines that are not JSON objects are skipped: a process killed while appending leaves a torn
+    last line, which must not make the whole log unreadable.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path) as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows

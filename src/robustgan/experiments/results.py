@@ -137,18 +137,8 @@ def write_result(run_dir: str | Path, record: dict) -> Path:
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """All rows of ``run_dir/metrics.jsonl`` (``[]`` if missing); a torn last line is skipped."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    from ..fileio import read_jsonl
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")
 
 
 def eval_rows(rows: list[dict]) -> list[dict]:

@@ -447,19 +447,9 @@ class Trainer:
             self._lock = None
 
     def _has_eval_at(self, step: int) -> bool:
-        import json
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return False
-        with open(path) as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if row.get("kind") == "eval" and row.get("step") == step:
-                    return True
-        return False
+        from ..fileio import read_jsonl
+        return any(row.get("kind") == "eval" and row.get("step") == step
+                   for row in read_jsonl(self.run_dir / "metrics.jsonl"))
 
     def _log_eval(self) -> dict:
         if not self.is_main:
