@@ -7,23 +7,13 @@ import numpy as np
 import pytest
 
 from robustgan.data import UnsafePickleError, load_dataset
+from test_data import make_cifar_batches
 from robustgan.data.images import restricted_load
 
 
 def write_batches(folder, protocol, n=3, seed=0):
-    """The six batches in the real layout (dict with b'data' uint8 (N, 3072), b'labels' list)."""
-    d = folder / "cifar-10-batches-py"
-    d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, n)]
-        with open(d / name, "wb") as fh:
-            pickle.dump({b"batch_label": b"batch", b"labels": labels, b"data": data, b"filenames": [b"x.png"] * n},
-                        fh, protocol=protocol)
-        out[name] = (data, labels)
-    return out
+    """The six batches in the real layout, pickled with ``protocol`` (test_data's writer)."""
+    return make_cifar_batches(folder, n=n, seed=seed, protocol=protocol)
 
 
 @pytest.mark.parametrize("protocol", [2, 5])

@@ -8,6 +8,7 @@ import torch
 from robustgan.cli import main as cli_main
 from robustgan.train.config import resolve
 from robustgan.train.loop import Trainer
+from test_metrics import _classifier_available
 
 QUIET = ["log.progress=false", "log.eval_at_end=false", "log.tensorboard=false", "train.threads=1"]
 
@@ -40,14 +41,6 @@ def test_toy_eval_appends_records_and_says_ema_false(tmp_path, capsys):
     assert cli_main(["eval", str(run), "--metrics", "bogus", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "do not apply" in err and "unknown metric 'bogus'" in err
-
-
-def _classifier_available():
-    try:
-        from robustgan.metrics.classifier import weights_path
-        return weights_path("fashion-mnist").is_file()
-    except Exception:
-        return False
 
 
 @pytest.mark.skipif(not _classifier_available(), reason="Fashion-MNIST classifier weights not present")

@@ -402,7 +402,7 @@ class Trainer:
         except _Rollback:
             if bar is not None:
                 bar.close()
-            stop.__exit__(None, None, None)
+            stop.__exit__(None, None, None)  # before the resumed fit() installs its own handlers
             return self._rollback_and_continue()
         finally:
             if bar is not None:
