@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "download": ("robustgan.data.download", "fetch and verify a data set (MNIST, Fashion-MNIST, CIFAR-10)"),
     "grid": ("robustgan.experiments.grid", "train a loss x regulariser grid (Tables 1 and 4, Appendix F)"),
     "sweep": ("robustgan.experiments.sweep", "the stability sweep over random setups (Table 2)"),
+    "study": ("robustgan.experiments.studies", "the named studies behind docs/results.md: list, run, report"),
     "report": ("robustgan.experiments.report", "write an HTML/Markdown report of a grid or sweep folder"),
     "fd": ("robustgan.metrics.fd_cli", "metrics between two image sets: folders or named data sets (FD, KID, PR, IS)"),
 }

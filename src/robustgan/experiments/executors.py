@@ -15,6 +15,11 @@ An executor takes a list of jobs and returns one run record per job (see
   keys), so a changed command line never mixes two experiments in one folder.
 * While a job runs, its executor holds an exclusive lock on ``RUN_DIR/.lock``: a second
   executor started on the same folder stops with a one-line error instead of racing the first.
+* A job with a ``record_dir`` also keeps a small copy of its record there (``result.json``, and
+  ``samples.png`` when ``record_samples``; no checkpoints): the part of a study that is committed.
+  A job whose run directory is gone (a fresh clone) but whose stored record is ``complete`` (or
+  ``diverged``) with the same config is not run again; a stored record with another config is an
+  error, as for a run directory.
 
 Executors:
 
@@ -57,14 +62,17 @@ from .results import (
     metric_direction,
     numeric,
     read_metrics,
+    read_json,
     read_result,
     write_result,
 )
+from .records import KEPT_STATUSES, read_stored, store_record
 
 __all__ = [
     "Job",
     "run_job",
     "build_record",
+    "save_record",
     "job_command",
     "config_differences",
     "check_run_dir",
@@ -96,6 +104,9 @@ class Job:
         overrides: ``"key=value"`` overrides, applied in order after the preset.
         info: free-form facts copied into the run record (cell, loss, reg, seed, setup ...).
         metric: main metric for ``final`` / ``best`` (``None``: :func:`default_metric` of the config).
+        record_dir: where a small, committable copy of the finished run's record is kept
+            (``None``: nowhere); see :mod:`robustgan.experiments.records`.
+        record_samples: also keep the run's last sample grid there (``samples.png``).
     """
 
     run_id: str
@@ -104,6 +115,8 @@ class Job:
     overrides: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     metric: str | None = None
+    record_dir: str | Path | None = None
+    record_samples: bool = False
 
     def config(self) -> dict:
         """The resolved config (defaults <- preset <- overrides) with ``out`` set to ``run_dir``.
@@ -159,19 +172,23 @@ def check_run_dir(job: Job, cfg: dict) -> None:
     The saved config is the one in ``result.json`` if the run finished, else ``config.yaml``.
     """
     run_dir = Path(job.run_dir)
-    saved = None
+    places = []
     record = read_result(run_dir)
     if record is not None:
-        saved = record.get("config")
+        places.append((run_dir, record.get("config"), "that run directory"))
     elif (run_dir / "config.yaml").is_file():
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    if not saved:
-        return
-    diffs = config_differences(saved, cfg, ignore=MACHINE_KEYS)  # the executor sets train.threads per machine
-    if diffs:
-        shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
-        raise ValueError(f"{run_dir} holds a run with a different config ({shown}); "
-                         f"use another --out folder or delete that run directory")
+        places.append((run_dir, yaml.safe_load((run_dir / "config.yaml").read_text()), "that run directory"))
+    stored = read_stored(job.record_dir) if job.record_dir else None
+    if stored is not None:
+        places.append((Path(job.record_dir), stored.get("config"), "that record"))
+    for where, saved, what in places:
+        if not saved:
+            continue
+        diffs = config_differences(saved, cfg, ignore=MACHINE_KEYS)  # the executor sets train.threads per machine
+        if diffs:
+            shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+            raise ValueError(f"{where} holds a run with a different config ({shown}); "
+                             f"use another --out folder or delete {what}")
 
 
 def needs_run(record: dict | None, retry_diverged: bool = False) -> bool:
@@ -254,7 +271,33 @@ def build_record(job: Job, cfg: dict, status: str, error: str | None, wall_time:
         "resumed_from": resumed_from,
         "wall_time": round(float(wall_time), 3),
         "note": note,
+        "evals": [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in eval_rows(rows)],
+        "machine": _machine(run_dir),
     }
+
+
+def _machine(run_dir: Path) -> dict | None:
+    """What ``run.json`` says about the machine and the settings ``auto`` chose (``None`` if absent)."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        info = read_json(path)
+    except ValueError:
+        return None
+    machine = dict(info.get("machine") or {})
+    for key in ("amp", "channels_last", "threads", "device", "world_size"):
+        if key in info:
+            machine[key] = info[key]
+    return machine
+
+
+def save_record(job: Job, record: dict) -> None:
+    """Write ``record`` to the run directory's ``result.json`` and, if ``job.record_dir`` is set,
+    its committable copy (complete and diverged runs only: a failed one is run again anyway)."""
+    write_result(job.run_dir, record)
+    if job.record_dir and record.get("status") in KEPT_STATUSES:
+        store_record(job.record_dir, record, Path(job.run_dir) if job.record_samples else None)
 
 
 def run_job(job: Job) -> dict:
@@ -287,7 +330,7 @@ def run_job(job: Job) -> dict:
                 with contextlib.suppress(Exception):
                     trainer.dist.close()
         record = build_record(job, cfg, status, error, time.perf_counter() - t0, resumed_from)
-        write_result(run_dir, record)
+        save_record(job, record)
     return record
 
 
@@ -351,6 +394,12 @@ class _Executor:
             check_run_dir(job, cfg)
             cfgs.append(cfg)
             existing = read_result(job.run_dir)
+            if job.record_dir:
+                stored = read_stored(job.record_dir)
+                if existing is None:
+                    existing = stored  # a fresh clone: the committed record stands for the run
+                elif stored is None and existing.get("status") in KEPT_STATUSES:
+                    store_record(job.record_dir, existing, Path(job.run_dir) if job.record_samples else None)
             if needs_run(existing, self.retry_diverged):
                 todo.append(i)
             else:
@@ -436,7 +485,7 @@ class LocalExecutor(_Executor):
             else:
                 status, error = _error_from_output(text, proc.returncode)
             record = build_record(job, cfg, status, error, wall, slot["resumed_from"])
-            write_result(job.run_dir, record)
+            save_record(job, record)
         finally:
             slot["lock"].__exit__(None, None, None)
         return record
@@ -539,6 +588,9 @@ class RayExecutor(_Executor):
                                               time.perf_counter() - t0[i], _latest_step(Path(jobs[i].run_dir)))
                     if read_result(jobs[i].run_dir) is None or record.get("status") == "failed":
                         write_result(jobs[i].run_dir, record)  # the worker's file system may not be ours
+                    if jobs[i].record_dir and record.get("status") in KEPT_STATUSES:
+                        store_record(jobs[i].record_dir, record,
+                                     Path(jobs[i].run_dir) if jobs[i].record_samples else None)
                     records[i] = record
                     if on_record:
                         on_record(jobs[i], record, False)

@@ -239,6 +239,8 @@ def grid_jobs(cells: list[Cell], seeds, out: str | Path, preset: str | None, ove
     """One :class:`Job` per (cell, seed) in ``out/runs/<cell>-s<seed>``; ``tuned[cell.id]`` holds the
     chosen ``{key: value}`` of a tuned cell. ``overrides`` are the full base overrides."""
     jobs = []
+    seeds = list(seeds)
+    first = seeds[0] if seeds else None
     for cell in cells:
         chosen = (tuned or {}).get(cell.id) or {}
         for seed in seeds:
@@ -247,7 +249,8 @@ def grid_jobs(cells: list[Cell], seeds, out: str | Path, preset: str | None, ove
                   + [f"seed={seed}"])
             info = dict(cell.as_dict(), cell=cell.id, seed=seed, tuned=dict(chosen) or None, phase="eval")
             info.pop("id")
-            jobs.append(Job(run_id, Path(out) / "runs" / run_id, preset, ov, info, metric))
+            jobs.append(Job(run_id, Path(out) / "runs" / run_id, preset, ov, info, metric,
+                            record_dir=Path(out) / "records" / "eval" / run_id, record_samples=seed == first))
     return jobs
 
 
@@ -270,7 +273,8 @@ def tuning_jobs(cells: list[Cell], tune: dict, tune_seeds, out: str | Path, pres
                 ov = _cell_overrides(overrides, cell) + cell.overrides() + [f"{k}={v}" for k, v in cand.items()] + [f"seed={seed}"]
                 info = dict(cell.as_dict(), cell=cell.id, seed=seed, candidate=cand, phase="tune")
                 info.pop("id")
-                jobs.append(Job(run_id, Path(out) / "tune" / run_id, preset, ov, info, metric))
+                jobs.append(Job(run_id, Path(out) / "tune" / run_id, preset, ov, info, metric,
+                                record_dir=Path(out) / "records" / "tune" / run_id))
     return jobs
 
 
@@ -395,17 +399,22 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
              regs=("none", "noise", "gp", "ar", "rfm"), attacks=("fgm",), targets=("discriminator",),
              seeds: int = 3, steps: int | None = None, overrides: list[str] | None = None,
              tune: dict | None = None, tune_seeds: int = 1, metric: str | None = None,
-             executor=None, on_record=None, command: str | None = None) -> dict:
+             executor=None, on_record=None, command: str | None = None, seed_base: int = 0,
+             tune_overrides: list[str] | None = None) -> dict:
     """Train the grid (tuning first if ``tune``), write ``results.json`` and ``table.md``; return the results.
 
     Args:
         preset: preset name or YAML file every run starts from.
         out: the grid folder.
         losses, regs, attacks, targets: the cells (see :func:`expand_cells`).
-        seeds: evaluation seeds 0 .. seeds-1 per cell (>= 1).
+        seeds: evaluation seeds ``seed_base .. seed_base+seeds-1`` per cell (>= 1; ``seed_base``
+            default 0); they may not overlap the tuning seeds.
         steps: ``train.steps`` of every run (``None``: the preset's).
         overrides: extra ``key=value`` overrides for every run.
         tune: ``{key: [candidates]}`` (see :func:`parse_tune`); ``tune_seeds`` seeds per candidate.
+        tune_overrides: extra overrides for the tuning runs only, appended after ``overrides``; for
+            settings that do not change training, e.g. ``log.eval_every=0`` (tuning reads only the
+            final value).
         metric: main metric (``None``: ``fd`` for images, ``w1`` for 2-D data).
         executor: a :mod:`robustgan.experiments.executors` executor (default: one local subprocess).
         on_record: called as ``on_record(job, record, reused)`` after each run.
@@ -420,18 +429,23 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
     base = _base_overrides(list(overrides or []), steps, tune)
     probe = Job("probe", out / "runs" / "probe", preset, base + cells[0].overrides())
     metric, direction = main_metric(metric, probe.config())
-    seed_list = list(range(seeds))
+    seed_list = list(range(seed_base, seed_base + seeds))
     tune_seed_list = list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + tune_seeds)) if tune else []
+    if set(seed_list) & set(tune_seed_list):
+        raise ValueError(f"evaluation seeds {seed_list[0]}..{seed_list[-1]} overlap the tuning seeds "
+                         f"{tune_seed_list[0]}..{tune_seed_list[-1]}; choose another seed base")
     results = {
         "kind": "grid", "version": 1, "command": command, "preset": preset, "metric": metric, "direction": direction,
         "losses": list(losses), "regs": list(regs), "attacks": list(attacks), "targets": list(targets),
         "seeds": seed_list, "steps": steps, "overrides": base, "tune": tune, "tune_seeds": tune_seed_list,
+        "tune_overrides": list(tune_overrides or []),
         "cells": [dict(c.as_dict(), tuned=None) for c in cells], "tuning": {}, "tuning_runs": [], "runs": [],
     }
     file = ResultsFile(out / "results.json", results)
 
     # Every config is resolved (and every run folder checked) before the first run starts.
-    tjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base, metric) if tune else []
+    tjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
+                        metric) if tune else []
     mjobs_untuned = grid_jobs(cells, seed_list, out, preset, base, None, metric)
     for job in tjobs + mjobs_untuned:
         job.config()

@@ -176,7 +176,8 @@ def sweep_jobs(pool: Pool, setups: list[dict], methods, out: str | Path, seed: i
             run_id = f"{setup['id']}-{method}"
             ov = base + setup_overrides(setup["factors"]) + [f"reg.name={method}", f"seed={seed}"]
             info = {"setup": setup["id"], "factors": dict(setup["factors"]), "method": method, "seed": seed}
-            jobs.append(Job(run_id, Path(out) / "runs" / run_id, pool.preset, ov, info, metric))
+            jobs.append(Job(run_id, Path(out) / "runs" / run_id, pool.preset, ov, info, metric,
+                            record_dir=Path(out) / "records" / "eval" / run_id, record_samples=True))
     return jobs
 
 

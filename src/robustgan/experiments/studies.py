@@ -1,0 +1,443 @@
+"""Named studies: the evidence behind docs/results.md, rerunnable, committed run by run.
+
+    robustgan study list                      # the studies, their parts and how much is recorded
+    robustgan study run table1 --workers 2    # train what is not recorded yet (resumable)
+    robustgan study report table1             # studies/table1/summary.md from the stored records
+
+A study is a list of *parts*, each an ordinary grid (:func:`robustgan.experiments.grid.run_grid`)
+in ``studies/<study>/<part>/``: first a ``budget`` part (a few long runs evaluated along the way,
+on their own seeds, from which the step budget was chosen), then the study proper, one part per
+loss (so each loss is tuned and evaluated before the next starts, and a partial study holds whole
+rows). Every finished run keeps a small record in ``<part>/records/`` (see
+:mod:`robustgan.experiments.records`); those and ``results.json`` are what is committed. The run
+folders (``runs/``, ``tune/``: checkpoints, TensorBoard) are not, and need not be: running the
+same command on a fresh clone trains only the runs without a record.
+
+Every run is pinned to fp32 (``train.amp=none``): what ``auto`` picks depends on the CPU (bf16
+with native support), and a study spans machines. The executor gives each run one thread by
+default (``--workers 2`` on 2 cores).
+
+The summary (:func:`summary_markdown`) gives per cell the mean, sd and 95% t interval over the
+evaluation seeds of the main metric and the check metrics; the paired difference of each robust
+method against each baseline of the same loss with its interval and verdict in each metric, and
+the combined verdict (a verdict must hold in the main metric and the check metric, else "not
+distinguishable"); the budget curves; the tuning tables; what each part cost; and what is still
+to run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .records import stored_records
+from .results import Table, format_value, read_json
+from .stats import combined_verdict, paired, summarize
+
+__all__ = ["Part", "Study", "STUDIES", "part_jobs", "run_study", "load_part", "summary_markdown", "main"]
+
+#: the tuning grid of the Table 1 and 2-D studies: every weight, and the instance-noise sigma
+WIDE_TUNE = {"reg.lam": [0.1, 1, 10, 100, 1000], "reg.sigma": [0.05, 0.1, 0.2]}
+PINNED = ("train.amp=none",)
+BUDGET_SEED = 2000
+
+
+@dataclass(frozen=True)
+class Part:
+    """One grid of a study (see :func:`robustgan.experiments.grid.run_grid` for the fields)."""
+
+    name: str
+    preset: str
+    losses: tuple
+    regs: tuple
+    seeds: int
+    steps: int
+    overrides: tuple = ()
+    tune: dict = field(default_factory=dict)
+    tune_seeds: int = 1
+    tune_overrides: tuple = ()
+    seed_base: int = 0
+    role: str = "study"  # "budget": runs that chose the budget; "study": the evidence itself
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named study: its parts, its metrics and which methods are compared with which."""
+
+    name: str
+    description: str
+    parts: tuple
+    metric: str  # the main metric (a key of the final evaluation)
+    checks: tuple  # metrics a verdict must also hold in
+    extra: tuple = ()  # metrics shown with their intervals but not part of the verdict
+    robust: tuple = ("ar", "rfm")
+    baselines: tuple = ("none", "noise", "gp", "r1r2")
+    budget_note: str = ""
+
+
+TABLE1_REGS = ("none", "noise", "gp", "r1r2", "ar", "rfm")
+TABLE1_STEPS = 3000
+TOY_REGS = TABLE1_REGS
+TOY_STEPS = 2000
+
+
+def _table1() -> Study:
+    base = PINNED + ("log.eval_every=1000",)
+    parts = [Part("budget", "fmnist-dcgan", ("gan",), ("none", "rfm"), 1, 6000,
+                  PINNED + ("log.eval_every=500",), seed_base=BUDGET_SEED, role="budget")]
+    for loss in ("gan", "wgan", "lsgan", "rpgan"):
+        parts.append(Part(loss, "fmnist-dcgan", (loss,), TABLE1_REGS, 3, TABLE1_STEPS, base, dict(WIDE_TUNE),
+                          tune_overrides=("log.eval_every=0",)))
+    return Study("table1", "Table 1 at CPU scale: Fashion-MNIST, DCGAN width 32 with the pooled-feature head",
+                 tuple(parts), "fd", ("kid_mean",), ("precision", "recall"),
+                 budget_note=f"{TABLE1_STEPS} steps (see the budget curves)")
+
+
+def _toy() -> Study:
+    model = ("model.width=128",)  # 2.3x cheaper than the preset's 256 (measured: docs/results.md)
+    base = PINNED + model + ("log.eval_every=500",)
+    parts = [Part("budget", "toy-8gaussians", ("gan",), ("none", "rfm"), 1, 4000,
+                  PINNED + model + ("log.eval_every=250",), seed_base=BUDGET_SEED, role="budget")]
+    for data in ("8gaussians", "25gaussians"):
+        parts.append(Part(data, "toy-8gaussians", ("gan", "lsgan", "wgan", "rpgan"), TOY_REGS, 10, TOY_STEPS,
+                          base + (f"data.name={data}",), dict(WIDE_TUNE), tune_overrides=("log.eval_every=0",)))
+    return Study("toy", "2-D mixtures of 8 and 25 Gaussians, MLP pair", tuple(parts), "w1",
+                 ("high_quality_fraction",), ("modes_covered",),
+                 budget_note=f"{TOY_STEPS} steps (see the budget curves)")
+
+
+STUDIES = {s.name: s for s in (_table1(), _toy())}
+
+
+def get_study(name: str) -> Study:
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; choose from {', '.join(STUDIES)} (robustgan study list)")
+    return STUDIES[name]
+
+
+# ------------------------------------------------------------------------------------------------- running
+def part_dir(root: str | Path, study: Study, part: Part) -> Path:
+    return Path(root) / study.name / part.name
+
+
+def part_jobs(root: str | Path, study: Study, part: Part) -> tuple[list, list]:
+    """(tuning jobs, evaluation jobs with the default weights) of ``part``, for counting and listing."""
+    from .grid import TUNE_SEED_BASE, _base_overrides, expand_cells, grid_jobs, tuning_jobs
+
+    out = part_dir(root, study, part)
+    cells = expand_cells(part.losses, part.regs)
+    base = _base_overrides(list(part.overrides), part.steps, part.tune)
+    tseeds = list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + part.tune_seeds)) if part.tune else []
+    tjobs = tuning_jobs(cells, part.tune, tseeds, out, part.preset, base + list(part.tune_overrides)) if part.tune else []
+    ejobs = grid_jobs(cells, range(part.seed_base, part.seed_base + part.seeds), out, part.preset, base)
+    return tjobs, ejobs
+
+
+def run_study(study: Study, root: str | Path = "studies", parts: list[str] | None = None, executor=None,
+              on_record=None) -> list[dict]:
+    """Run the study's parts in order (or only ``parts``); each skips what its records hold."""
+    from .grid import run_grid
+
+    chosen = [p for p in study.parts if parts is None or p.name in parts]
+    if parts:
+        unknown = sorted(set(parts) - {p.name for p in study.parts})
+        if unknown:
+            raise ValueError(f"study {study.name} has no part {', '.join(unknown)}; "
+                             f"its parts: {', '.join(p.name for p in study.parts)}")
+    out = []
+    for part in chosen:
+        out.append(run_grid(part.preset, part_dir(root, study, part), losses=part.losses, regs=part.regs,
+                            seeds=part.seeds, seed_base=part.seed_base, steps=part.steps,
+                            overrides=list(part.overrides), tune=dict(part.tune), tune_seeds=part.tune_seeds,
+                            tune_overrides=list(part.tune_overrides), executor=executor, on_record=on_record,
+                            command=f"robustgan study run {study.name} --part {part.name}"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- reading
+@dataclass
+class PartData:
+    part: Part
+    folder: Path
+    tune_records: list
+    eval_records: list
+    results: dict | None
+    planned_tune: int
+    planned_eval: int
+
+
+def load_part(root: str | Path, study: Study, part: Part) -> PartData:
+    """The stored records of a part (not its run folders: they may be on another machine)."""
+    folder = part_dir(root, study, part)
+    tjobs, ejobs = part_jobs(root, study, part)
+    results = read_json(folder / "results.json") if (folder / "results.json").is_file() else None
+    return PartData(part, folder, stored_records(folder / "records" / "tune"),
+                    stored_records(folder / "records" / "eval"), results, len(tjobs), len(ejobs))
+
+
+def _value(record: dict, key: str):
+    if key == record.get("metric"):
+        return record.get("final")
+    return (record.get("metrics") or {}).get(key)
+
+
+def _direction(key: str) -> str:
+    from .results import metric_direction
+    return metric_direction(key)
+
+
+def _cell_values(records: list, key: str) -> dict:
+    """{cell: {seed: value or None}} over ``records`` (diverged runs give None)."""
+    out: dict = {}
+    for r in records:
+        info = r.get("info", {})
+        value = _value(r, key) if r.get("status") == "complete" else None
+        out.setdefault(info.get("cell"), {})[info.get("seed")] = value
+    return out
+
+
+def _interval(s: dict) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    text = format_value(s["mean"], 3)
+    if s["sd"] is not None:
+        text += f" ± {format_value(s['sd'], 2)} [{format_value(s['lo'], 3)}, {format_value(s['hi'], 3)}]"
+    return text
+
+
+def _cell_of(records: list, loss: str, reg: str) -> str | None:
+    for r in records:
+        info = r.get("info", {})
+        if info.get("loss") == loss and info.get("reg") == reg:
+            return info.get("cell")
+    return None
+
+
+def cell_table(study: Study, data: PartData) -> Table:
+    """Per cell: runs, the main metric's final and best values and every check metric, each
+    ``mean ± sd [95% CI]`` over the evaluation seeds, and the tuned weight."""
+    records = data.eval_records
+    keys = (study.metric,) + study.checks + study.extra
+    values = {k: _cell_values(records, k) for k in keys}
+    best = {}
+    for r in records:
+        info = r.get("info", {})
+        v = (r.get("best") or {}).get("value") if r.get("status") == "complete" else None
+        best.setdefault(info.get("cell"), {})[info.get("seed")] = v
+    header = ["loss", "reg", "runs", f"final {study.metric}", f"best {study.metric}"] + list(keys[1:]) + ["tuned"]
+    rows = []
+    for loss in data.part.losses:
+        for reg in data.part.regs:
+            cell = _cell_of(records, loss, reg)
+            if cell is None:
+                rows.append([loss, reg, f"0/{data.part.seeds}"] + ["not run"] * (len(keys) + 1) + [""])
+                continue
+            mine = [r for r in records if r["info"].get("cell") == cell]
+            div = sum(r.get("status") == "diverged" for r in mine)
+            runs = f"{len(mine)}/{data.part.seeds}" + (f" ({div} diverged)" if div else "")
+            tuned = (mine[0]["info"].get("tuned") or {})
+            row = [loss, reg, runs, _interval(summarize(values[study.metric][cell].values())),
+                   _interval(summarize(best[cell].values()))]
+            row += [_interval(summarize(values[k][cell].values())) for k in keys[1:]]
+            row.append(", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned.items()) or "default")
+            rows.append(row)
+    note = (f"mean ± sd [95% t interval] over the evaluation seeds "
+            f"{data.part.seed_base}..{data.part.seed_base + data.part.seeds - 1}; "
+            + ", ".join(f"{k}: {'lower' if _direction(k) == 'min' else 'higher'} is better" for k in keys)
+            + f"; best {study.metric} = the best evaluation during training. Diverged runs have no value.")
+    return Table(f"{data.part.name}: every cell", header, rows, note)
+
+
+def verdicts(study: Study, data: PartData) -> list[dict]:
+    """Every (loss, robust method, baseline) comparison of the part, paired by seed."""
+    records = data.eval_records
+    keys = (study.metric,) + study.checks + study.extra
+    values = {k: _cell_values(records, k) for k in keys}
+    out = []
+    for loss in data.part.losses:
+        for method in study.robust:
+            a = _cell_of(records, loss, method)
+            for base in study.baselines:
+                b = _cell_of(records, loss, base)
+                if a is None or b is None:
+                    continue
+                comp = {"loss": loss, "method": method, "baseline": base, "metrics": {}}
+                for k in keys:
+                    comp["metrics"][k] = paired(values[k][a], values[k][b], _direction(k))
+                comp["verdict"] = combined_verdict([comp["metrics"][k]["verdict"]
+                                                    for k in (study.metric,) + study.checks])
+                out.append(comp)
+    return out
+
+
+def verdict_table(study: Study, data: PartData) -> Table:
+    keys = (study.metric,) + study.checks + study.extra
+    header = ["loss", "method vs baseline", "pairs"] + [f"Δ {k} [95% CI]: verdict" for k in keys] + ["verdict"]
+    rows = []
+    for c in verdicts(study, data):
+        m = c["metrics"]
+        cells = []
+        for k in keys:
+            d = m[k]
+            cells.append("n/a" if d["lo"] is None else
+                         f"{format_value(d['mean'], 3)} [{format_value(d['lo'], 3)}, {format_value(d['hi'], 3)}]: "
+                         f"{d['verdict']}")
+        rows.append([c["loss"], f"{c['method']} vs {c['baseline']}", str(len(m[study.metric]["seeds"]))]
+                    + cells + [c["verdict"]])
+    checked = " and ".join((study.metric,) + study.checks)
+    note = (f"Δ = method - baseline, paired by seed, mean [95% t interval]. A verdict per metric says whether "
+            f"the method is better, worse or not distinguishable; the last column holds only if {checked} "
+            f"agree, else it is 'not distinguishable'. "
+            + (f"{', '.join(study.extra)} are shown for the reader, not part of the verdict." if study.extra else ""))
+    return Table(f"{data.part.name}: robust methods against the baselines", header, rows, note)
+
+
+def tuning_table(study: Study, data: PartData) -> Table | None:
+    if not data.tune_records:
+        return None
+    scores: dict = {}
+    for r in data.tune_records:
+        info = r.get("info", {})
+        cand = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in (info.get("candidate") or {}).items())
+        v = r.get("final") if r.get("status") == "complete" else None
+        scores.setdefault(info.get("cell"), []).append((cand, v, r.get("status")))
+    chosen = {}
+    for c in (data.results or {}).get("cells", []):
+        if c.get("tuned"):
+            chosen[c["id"]] = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in c["tuned"].items())
+    rows = []
+    for cell, cands in scores.items():
+        shown = "; ".join(f"{c}: {format_value(v, 3) if v is not None else s}" for c, v, s in cands)
+        rows.append([cell, chosen.get(cell, "(tuning not finished)"), shown])
+    seeds = data.part.tune_seeds
+    return Table(f"{data.part.name}: tuning (final {study.metric}, {seeds} tuning seed{'s' * (seeds > 1)} "
+                 f"from 1000, never an evaluation seed)", ["cell", "chosen", "candidates"], rows,
+                 "A diverged candidate counts as the worst value; ties go to the first listed.")
+
+
+def budget_table(study: Study, data: PartData) -> Table:
+    """The budget runs' main metric at every evaluation, with its change per 1000 steps."""
+    runs = {r["info"]["cell"]: r for r in data.eval_records}
+    steps = sorted({e["step"] for r in runs.values() for e in r.get("evals", [])})
+    header = ["step"] + [f"{c} {study.metric}" for c in runs] + [f"{c} change /1000 steps" for c in runs]
+    rows = []
+    prev: dict = {}
+    for step in steps:
+        row, changes = [str(step)], []
+        for cell, r in runs.items():
+            e = next((e for e in r.get("evals", []) if e["step"] == step), None)
+            v = e.get(study.metric) if e else None
+            row.append(format_value(v, 3) if v is not None else "")
+            if v is not None and cell in prev:
+                p_step, p_v = prev[cell]
+                changes.append(f"{100 * (v - p_v) / p_v * 1000 / (step - p_step):+.1f}%")
+            else:
+                changes.append("")
+            if v is not None:
+                prev[cell] = (step, v)
+        rows.append(row + changes)
+    return Table(f"Budget: {study.metric} along training (seed {data.part.seed_base}, not an evaluation seed)",
+                 header, rows, f"Chosen budget: {study.budget_note}.")
+
+
+def cost_table(study: Study, parts: list[PartData]) -> Table:
+    rows = []
+    total = 0.0
+    for d in parts:
+        t = sum(r.get("wall_time") or 0 for r in d.tune_records)
+        e = sum(r.get("wall_time") or 0 for r in d.eval_records)
+        total += t + e
+        cpus = sorted({(r.get("machine") or {}).get("cpu", "?") + " " + (r.get("machine") or {}).get("cpu_capability", "")
+                       for r in d.tune_records + d.eval_records})
+        rows.append([d.part.name, f"{len(d.tune_records)}/{d.planned_tune}", f"{len(d.eval_records)}/{d.planned_eval}",
+                     f"{t / 3600:.2f}", f"{e / 3600:.2f}", "; ".join(c.strip() for c in cpus)])
+    return Table("Cost and progress", ["part", "tuning runs recorded", "evaluation runs recorded",
+                                       "tuning CPU-hours", "evaluation CPU-hours", "CPU (capability)"], rows,
+                 f"Wall time of each run's last attempt, one thread per run, two runs at a time on 2 cores; "
+                 f"{total / 3600:.2f} hours in all.")
+
+
+def summary_markdown(study: Study, root: str | Path = "studies") -> str:
+    """The study's summary from its stored records: cost, budget, cells, verdicts, tuning."""
+    parts = [load_part(root, study, p) for p in study.parts]
+    out = [f"# Study {study.name}: {study.description}", "",
+           f"Made by `robustgan study run {study.name}`; this page by `robustgan study report {study.name}`. "
+           f"Every number comes from the stored records in `{Path(root) / study.name}/*/records/`.", ""]
+    out.append(cost_table(study, parts).to_markdown())
+    for d in parts:
+        if d.part.role == "budget":
+            if d.eval_records:
+                out.append(budget_table(study, d).to_markdown())
+            continue
+        if not d.eval_records and not d.tune_records:
+            out += [f"### {d.part.name}: not run yet", ""]
+            continue
+        out.append(cell_table(study, d).to_markdown())
+        v = verdict_table(study, d)
+        if v.rows:
+            out.append(v.to_markdown())
+        t = tuning_table(study, d)
+        if t is not None:
+            out.append(t.to_markdown())
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .executors import add_executor_arguments
+
+    parser.add_argument("action", choices=("list", "run", "report"),
+                        help="list: the studies and their progress; run: train what is not recorded; "
+                             "report: write studies/NAME/summary.md")
+    parser.add_argument("name", nargs="?", help="the study (robustgan study list)")
+    parser.add_argument("--part", action="append", default=None, help="only this part (repeatable)")
+    parser.add_argument("--root", default="studies", help="folder of the studies (default studies/)")
+    add_executor_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .executors import executor_from_args, print_progress
+
+    if args.action == "list":
+        for study in STUDIES.values() if not args.name else [get_study(args.name)]:
+            print(f"{study.name}: {study.description}")
+            for p in study.parts:
+                d = load_part(args.root, study, p)
+                print(f"  {p.name:12s} {p.role:6s} tuning {len(d.tune_records)}/{d.planned_tune}, "
+                      f"evaluation {len(d.eval_records)}/{d.planned_eval} runs recorded, {p.steps} steps")
+        return 0
+    if not args.name:
+        raise ValueError(f"name a study: robustgan study {args.action} NAME (one of {', '.join(STUDIES)})")
+    study = get_study(args.name)
+    if args.action == "report":
+        path = Path(args.root) / study.name / "summary.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(summary_markdown(study, args.root))
+        print(f"wrote {path}")
+        return 0
+    if args.dry_run:
+        from .driver import print_jobs
+        for p in study.parts:
+            if args.part and p.name not in args.part:
+                continue
+            tjobs, ejobs = part_jobs(args.root, study, p)
+            print_jobs(tjobs + ejobs)
+        return 0
+    if args.workers is None and args.backend == "local":
+        args.workers = 2
+    total = sum(sum(map(len, part_jobs(args.root, study, p))) for p in study.parts
+                if not args.part or p.name in args.part)
+    run_study(study, args.root, args.part, executor_from_args(args), print_progress(total))
+    print(f"next: robustgan study report {study.name}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m robustgan.experiments.studies ...`` (the same as ``robustgan study ...``)."""
+    from .driver import standalone_main
+    return standalone_main("study", add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Stored records (a study survives a fresh clone) and the study summaries built from them."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from robustgan.experiments import executors, grid, records, studies
+from robustgan.experiments.executors import LocalExecutor
+from robustgan.experiments.studies import Part, Study
+
+TINY = ["log.every=10", "log.checkpoint_every=10", "log.samples_every=20", "log.progress=false",
+        "log.tensorboard=false", "model.width=16", "train.batch_size=32", "log.eval_n=200", "train.threads=1"]
+
+
+def _counting_executor(calls):
+    def runner(job):
+        calls.append(job.run_id)
+        return executors.run_job(job)
+    return LocalExecutor(inprocess=True, runner=runner)
+
+
+def test_a_fresh_clone_skips_every_recorded_run(tmp_path):
+    out = tmp_path / "study"
+    kw = dict(losses=["gan"], regs=["none", "rfm"], seeds=2, steps=20, overrides=TINY,
+              tune={"reg.lam": [0.1, 1]}, tune_overrides=["log.eval_every=0"])
+    calls = []
+    first = grid.run_grid("toy-8gaussians", out, executor=_counting_executor(calls), **kw)
+    assert len(calls) == 2 + 4  # rfm's two candidates, then 2 cells x 2 seeds
+    eval_ids = [r["run_id"] for r in first["runs"]]
+    stored = {r["run_id"]: r for r in records.stored_records(out / "records" / "eval")}
+    assert sorted(stored) == sorted(eval_ids)
+    assert len(records.stored_records(out / "records" / "tune")) == 2
+    for run_id, rec in stored.items():
+        assert rec["status"] == "complete" and rec["final"] == next(r["final"] for r in first["runs"]
+                                                                    if r["run_id"] == run_id)
+        assert [e["step"] for e in rec["evals"]] == [20] and rec["machine"]["threads"] == 1
+        # a sample grid is kept for the first evaluation seed only; never checkpoints
+        assert (out / "records" / "eval" / run_id / "samples.png").is_file() == run_id.endswith("-s0")
+        assert not list((out / "records" / "eval" / run_id).glob("*.pt"))
+    # a fresh clone: the run folders (checkpoints) are gone, the records and results.json are not
+    shutil.rmtree(out / "runs")
+    shutil.rmtree(out / "tune")
+    calls.clear()
+    again = grid.run_grid("toy-8gaussians", out, executor=_counting_executor(calls), **kw)
+    assert calls == []
+    assert [r["final"] for r in again["runs"]] == [r["final"] for r in first["runs"]]
+    assert again["tuning"] == first["tuning"]
+    # a changed command is refused, naming the key, before anything trains
+    with pytest.raises(ValueError, match=r"records/tune/.* different config \(train.steps: 20 -> 30\)"):
+        grid.run_grid("toy-8gaussians", out, executor=_counting_executor(calls), **dict(kw, steps=30))
+    assert calls == []
+
+
+def test_failed_runs_are_not_stored(tmp_path):
+    with pytest.raises(ValueError, match="only complete and diverged"):
+        records.store_record(tmp_path / "r", {"status": "failed"})
+    job = executors.Job("a", tmp_path / "runs" / "a", "toy-8gaussians", TINY, record_dir=tmp_path / "rec" / "a")
+    executors.save_record(job, {"run_id": "a", "status": "failed", "config": job.config()})
+    assert (tmp_path / "runs" / "a" / "result.json").is_file() and not (tmp_path / "rec" / "a").exists()
+
+
+# ------------------------------------------------------------------------------------------- summaries
+PART = Part("gan", "toy-8gaussians", ("gan",), ("none", "gp", "rfm"), 3, 20)
+STUDY = Study("demo", "a constructed study", (PART,), "w1", ("high_quality_fraction",), ("modes_covered",),
+              robust=("rfm",), baselines=("none", "gp"))
+CELLS = {"none": "gan-none", "gp": "gan-gp", "rfm": "gan-rfm-fgm-discriminator"}
+
+
+def _store(root, reg, seed, w1, hqf, status="complete"):
+    cell = CELLS[reg]
+    rec = {"run_id": f"{cell}-s{seed}", "status": status, "metric": "w1", "direction": "min",
+           "final": w1 if status == "complete" else None, "best": {"value": w1, "step": 20},
+           "metrics": {"w1": w1, "high_quality_fraction": hqf, "modes_covered": 8} if status == "complete" else {},
+           "info": {"cell": cell, "loss": "gan", "reg": reg, "seed": seed, "tuned": None},
+           "wall_time": 1800.0, "machine": {"cpu": "Test CPU", "cpu_capability": "AVX2"}, "config": {}}
+    records.store_record(root / "demo" / "gan" / "records" / "eval" / rec["run_id"], rec)
+
+
+def test_summary_intervals_and_verdicts_from_constructed_records(tmp_path):
+    for s in range(3):
+        _store(tmp_path, "none", s, 0.10 + 0.01 * s, 0.50 + 0.01 * s)  # w1 0.10, 0.11, 0.12
+        _store(tmp_path, "rfm", s, 0.05 + 0.01 * s, 0.80 + 0.01 * s)   # better in w1 and hqf than none
+        _store(tmp_path, "gp", s, 0.08 + 0.01 * s, 0.95 + 0.01 * s)    # rfm better in w1, worse in hqf
+    data = studies.load_part(tmp_path, STUDY, PART)
+    got = {(c["method"], c["baseline"]): c for c in studies.verdicts(STUDY, data)}
+    vs_none = got[("rfm", "none")]
+    # differences w1: -0.05 on every seed (sd 0): the interval is a point below zero
+    assert vs_none["metrics"]["w1"]["mean"] == pytest.approx(-0.05) and vs_none["metrics"]["w1"]["verdict"] == "better"
+    assert vs_none["metrics"]["high_quality_fraction"]["verdict"] == "better" and vs_none["verdict"] == "better"
+    vs_gp = got[("rfm", "gp")]
+    assert vs_gp["metrics"]["w1"]["verdict"] == "better"
+    assert vs_gp["metrics"]["high_quality_fraction"]["verdict"] == "worse"
+    assert vs_gp["verdict"] == "not distinguishable"  # the metrics disagree
+    cells = studies.cell_table(STUDY, data).to_markdown()
+    # none: w1 mean 0.11, sd 0.01, 95% interval 0.11 -+ 4.3027 * 0.01 / sqrt 3 = [0.0852, 0.135]
+    assert "| gan | none | 3/3 | 0.110 ± 0.010 [0.0852, 0.135] |" in cells
+    md = studies.summary_markdown(STUDY, tmp_path)
+    assert "| gan | 0/0 | 9/3 |" not in md and "| gan | 0/0 | 9/9 | 0.00 | 4.50 | Test CPU AVX2 |" in md
+
+
+def test_diverged_seeds_are_counted_and_left_out_of_the_pairs(tmp_path):
+    for s in range(3):
+        _store(tmp_path, "none", s, 0.10 + 0.01 * s, 0.5)
+        _store(tmp_path, "rfm", s, 0.05, 0.8, status="diverged" if s == 1 else "complete")
+    data = studies.load_part(tmp_path, STUDY, PART)
+    cells = studies.cell_table(STUDY, data).to_markdown()
+    assert "| gan | rfm | 3/3 (1 diverged) |" in cells and "| gan | gp | 0/3 | not run |" in cells
+    comp = next(c for c in studies.verdicts(STUDY, data) if c["baseline"] == "none")
+    assert comp["metrics"]["w1"]["seeds"] == [0, 2]
+
+
+def test_study_command_lists_and_reports(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(studies.STUDIES, "demo", STUDY)
+    for s in range(3):
+        _store(tmp_path, "none", s, 0.1, 0.5)
+    assert studies.main(["list", "demo", "--root", str(tmp_path)]) == 0
+    assert "evaluation 3/9 runs recorded" in capsys.readouterr().out
+    assert studies.main(["report", "demo", "--root", str(tmp_path)]) == 0
+    text = (tmp_path / "demo" / "summary.md").read_text()
+    assert text.startswith("# Study demo: a constructed study") and "| gan | none | 3/3 |" in text
+    assert studies.main(["report", "nosuch", "--root", str(tmp_path)]) == 2
+    assert "unknown study 'nosuch'" in capsys.readouterr().err
+    json.dumps(studies.verdicts(STUDY, studies.load_part(tmp_path, STUDY, PART)))  # JSON-able
