@@ -137,9 +137,30 @@ def test_one_missing_run_folder_is_named(toy_grid, tmp_path):
         r["run_dir"] = str(tmp_path / "gone" / r["run_id"])  # only copy/runs/ holds them now
     (copy / "results.json").write_text(json.dumps(res))
     shutil.rmtree(copy / "runs" / "gan-none-s0")
+    shutil.rmtree(copy / "records" / "eval" / "gan-none-s0")  # and its stored record
     with pytest.warns(ReportWarning, match=r"1 of 2 run folders are missing .*\(gan-none-s0\)"):
         html_path, _ = report.write_report(copy)
     assert html_path.read_text().count('src="data:image/png;base64,') == 3 + 1  # rfm still drawn
+
+
+def test_a_fresh_clone_reports_from_the_stored_records(toy_grid, tmp_path):
+    clone = tmp_path / "clone"  # what is committed: results.json and records/, no run folders
+    clone.mkdir()
+    shutil.copy(toy_grid / "results.json", clone / "results.json")
+    shutil.copytree(toy_grid / "records", clone / "records")
+    res = json.loads((clone / "results.json").read_text())
+    for r in res["runs"]:
+        r["run_dir"] = str(tmp_path / "gone" / r["run_id"])
+    (clone / "results.json").write_text(json.dumps(res))
+    loaded = report.load_results(clone)
+    steps, values = report.collect_curves(loaded["runs"][:1], "w1", "eval")
+    evals = res["runs"][0]["evals"]
+    assert steps == [e["step"] for e in evals] == [10, 20] and values == [e["w1"] for e in evals]
+    assert report.collect_curves(loaded["runs"][:1], "loss_d", "train") == ([], [])
+    with pytest.warns(ReportWarning, match="only their stored records"):
+        html_path, _ = report.write_report(clone)
+    page = html_path.read_text()
+    assert "Samples" in page and page.count('src="data:image/png;base64,') >= 2  # w1 curve and the samples
 
 
 def test_without_evaluations_during_training_the_page_says_so(toy_grid, tmp_path):

@@ -92,7 +92,22 @@ def load_results(folder: str | Path) -> dict:
         here = Path(folder) / "runs" / str(r.get("run_id"))
         if here.is_dir():
             r["run_dir"] = str(here)
+        stored = Path(folder) / "records" / "eval" / str(r.get("run_id"))
+        if stored.is_dir():  # the committed part of a run (robustgan.experiments.records)
+            r["record_dir"] = str(stored)
     return results
+
+
+def _samples_png(record: dict) -> Path | None:
+    """The run's last sample grid: from its run folder, else from its stored record."""
+    path = Path(str(record.get("run_dir", ""))) / "samples" / "latest.png"
+    if path.is_file():
+        return path
+    if record.get("record_dir"):
+        path = Path(record["record_dir"]) / "samples.png"
+        if path.is_file():
+            return path
+    return None
 
 
 def _missing_runs(folder: Path, results: dict) -> list[str]:
@@ -101,6 +116,10 @@ def _missing_runs(folder: Path, results: dict) -> list[str]:
     gone = [r for r in runs if not Path(str(r.get("run_dir", ""))).is_dir()]
     if not gone:
         return []
+    if all(r.get("record_dir") for r in gone):
+        return [f"{len(gone)} of {len(runs)} run folders are not here, only their stored records "
+                f"({folder / 'records'}): the evaluation curves and the sample grids come from those; the "
+                f"curves of training quantities (loss, robustness) of those runs are left out."]
     if not (folder / "runs").is_dir():
         return [f"no runs/ folder next to {folder / 'results.json'}, so {len(gone)} of {len(runs)} run folders "
                 f"are missing: this report has the tables only (no curves, no samples). Copy the runs/ folder "
@@ -137,7 +156,10 @@ def collect_curves(records: list[dict], quantity: str, kind: str = "eval") -> tu
     per_run = []
     for r in records:
         series = {}
-        for row in read_metrics(r["run_dir"]):
+        rows = read_metrics(r["run_dir"])
+        if not rows and kind == "eval":  # no run folder: the record keeps its evaluation rows
+            rows = [dict(e, kind="eval") for e in r.get("evals") or []]
+        for row in rows:
             v = row.get(quantity)
             if row.get("kind") == kind and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 series[int(row["step"])] = float(v)
@@ -296,7 +318,7 @@ def sample_matrix(results: dict) -> tuple[str, list[str], list[str], dict[tuple[
         rows.append(row)
         for label, recs in lines:
             recs = sorted(recs, key=lambda r: r.get("info", {}).get("seed", 0))
-            with_samples = [r for r in recs if (Path(r["run_dir"]) / "samples" / "latest.png").is_file()]
+            with_samples = [r for r in recs if _samples_png(r) is not None]
             shown = with_samples[0] if with_samples else (recs[0] if recs else None)
             cell = SampleCell(caption=_caption(shown), failed=bool(shown and shown.get("status") != "complete"))
             data = _toy_data(shown) if shown else None
@@ -307,7 +329,7 @@ def sample_matrix(results: dict) -> tuple[str, list[str], list[str], dict[tuple[
 
                     cell.real = data.sample(SCATTER_N, generator=torch.Generator().manual_seed(SCATTER_DATA_SEED)).numpy()
             if cell.points is None and with_samples:
-                cell.image = _read_png(Path(shown["run_dir"]) / "samples" / "latest.png")
+                cell.image = _read_png(_samples_png(shown))
             cells[(row, label)] = cell
     return row_kind, rows, columns, cells
 

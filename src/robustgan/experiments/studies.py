@@ -84,7 +84,7 @@ TOY_STEPS = 2000
 
 def _table1() -> Study:
     base = PINNED + ("log.eval_every=1000",)
-    parts = [Part("budget", "fmnist-dcgan", ("gan",), ("none", "rfm"), 1, 6000,
+    parts = [Part("budget", "fmnist-dcgan", ("gan",), ("none", "rfm"), 1, 4000,
                   PINNED + ("log.eval_every=500",), seed_base=BUDGET_SEED, role="budget")]
     for loss in ("gan", "wgan", "lsgan", "rpgan"):
         parts.append(Part(loss, "fmnist-dcgan", (loss,), TABLE1_REGS, 3, TABLE1_STEPS, base, dict(WIDE_TUNE),
