@@ -66,16 +66,16 @@ def test_sampler_covers_the_whole_pool():
 
 
 def test_setup_overrides_reach_the_config(tmp_path):
-    setup = {"id": "setup00", "factors": {"loss": "lsgan", "batch": 8, "lr": 1e-3, "block": "plain", "width": 16,
+    setup = {"id": "setup00", "factors": {"loss": "lsgan", "batch": 16, "lr": 1e-3, "block": "plain", "width": 16,
                                           "nonlinearity": "tanh", "normalisation": "instance"}}
     (job,) = sweep.sweep_jobs(POOLS["cpu"], [setup], ["gp"], tmp_path, seed=4)
     cfg = job.config()
-    assert cfg["loss"] == "lsgan" and cfg["train"]["batch_size"] == 8
+    assert cfg["loss"] == "lsgan" and cfg["train"]["batch_size"] == 16
     assert cfg["optim"]["lr_g"] == cfg["optim"]["lr_d"] == 1e-3
     assert (cfg["model"]["block"], cfg["model"]["width"]) == ("plain", 16)
     assert (cfg["model"]["nonlinearity"], cfg["model"]["normalisation"]) == ("tanh", "instance")
     assert cfg["reg"]["name"] == "gp" and cfg["seed"] == 4
-    assert cfg["data"]["name"] == "fashion-mnist" and cfg["train"]["steps"] == 250
+    assert cfg["data"]["name"] == "fashion-mnist" and cfg["train"]["steps"] == 1500
     assert job.run_dir == tmp_path / "runs" / "setup00-gp"
     with pytest.raises(ValueError, match="sets model.width itself"):
         sweep.sweep_jobs(POOLS["cpu"], [setup], ["gp"], tmp_path, overrides=["model.width=8"])
@@ -126,8 +126,31 @@ def test_rank_setups_skips_incomplete_and_all_failed_setups():
     rows, summary = rank_setups(setups, ["none", "rfm"], records, "min")
     assert [r["ranks"] is not None for r in rows] == [True, True, False, False]
     assert rows[1]["ranks"] == {"none": 2, "rfm": 1}
-    assert summary["rfm"] == {"top": 2, "worst": 0, "avg_rank": 1.0, "setups": 2, "failed": 1}
+    assert summary["rfm"] == {"top": 2, "worst": 0, "avg_rank": 1.0, "setups": 2, "failed": 1,
+                              "avg_rank_ci": [1.0, 1.0]}  # rank 1 in both setups: every resample gives 1
     assert summary["none"]["worst"] == 2 and summary["none"]["failed"] == 2
+    assert "trained" not in summary  # no left-the-start threshold: not judged
+
+
+def test_left_the_start_splits_the_summary():
+    setups = [{"id": f"s{i}", "factors": {}} for i in range(3)]
+    # s0: both past FD 250, rfm best; s1: none stuck at 400, so s1 is not trained; s2: none best
+    records = [_rec("s0", "none", 200.0), _rec("s0", "rfm", 150.0), _rec("s1", "none", 400.0),
+               _rec("s1", "rfm", 240.0), _rec("s2", "none", 100.0), _rec("s2", "rfm", 120.0)]
+    rows, summary = rank_setups(setups, ["none", "rfm"], records, "min", left_start=250.0)
+    assert [r["trained"] for r in rows] == [True, False, True]
+    assert summary["rfm"]["avg_rank"] == pytest.approx(4 / 3) and summary["rfm"]["setups"] == 3
+    trained = summary["trained"]
+    assert trained["rfm"]["setups"] == 2 and trained["rfm"]["avg_rank"] == 1.5 and trained["threshold"] == 250.0
+    # two setups with ranks {1, 2}: resampled means are 1, 1.5, 2 -> the 95% interval is [1, 2]
+    assert trained["rfm"]["avg_rank_ci"] == [1.0, 2.0]
+    res = {"methods": ["none", "rfm"], "summary": summary, "setups": rows, "pool": "cpu", "metric": "fd",
+           "direction": "min", "preset": "p"}
+    tables = sweep.build_tables(res)
+    assert [t.title for t in tables][:2] == ["Stability over 3 setups (Table 2)",
+                                             "Stability over 2 setups that left the start (Table 2)"]
+    assert "fd < 250" in tables[1].note and tables[2].rows[1][-1] == "no"
+    assert sweep.left_the_start(None, 250.0) is False and sweep.left_the_start(1.0, None) is None
 
 
 def test_sweep_table_layout():

@@ -237,7 +237,7 @@ def test_resnet_features_are_pooled_activations():
 
 def _combos():
     for arch in ARCHITECTURES:
-        blocks = ("plain",) if arch == "dcgan" else ("residual", "plain")
+        blocks = ("residual", "plain")
         ranges = ("sigmoid", "tanh") + (("none",) if arch == "mlp" else ())
         for block, act, norm, out_range in itertools.product(blocks, ACTS, NORMS, ranges):
             yield arch, block, act, norm, out_range
@@ -306,7 +306,7 @@ def test_paper_defaults_and_shorthand():
         ("resnet", {"d_normalisation": "layer"}, "batch, instance, none"),
         ("resnet", {"block": "dense"}, "residual, plain"),
         ("resnet", {"out_range": "none"}, "sigmoid, tanh"),
-        ("dcgan", {"block": "residual"}, "block='plain' only"),
+        ("dcgan", {"block": "dense"}, "plain, residual"),
         ("resnet", {"img_size": 30}, "img_size"),
         ("resnet", {"width": 0}, "width"),
         ("dcgan", {"d_features": "max"}, "pooled, flat"),
@@ -849,3 +849,35 @@ def test_a_new_architecture_is_one_registry_entry(monkeypatch):
     check_discriminator(D, example=x.detach())
     with pytest.raises(ValueError, match="data must be one of image, points"):
         ModelEntry("bad", _TinyG, _TinyD, "video", "")
+
+
+@pytest.mark.parametrize("img_size", [28, 32])
+def test_residual_dcgan_is_the_plain_one_plus_shortcuts(img_size):
+    """With every shortcut weight at zero the residual DCGAN computes the plain DCGAN exactly;
+    with them non-zero, each stage adds skip(x) = conv1x1(resample(x)) before its norm's output
+    goes through the activation."""
+    kw = dict(img_size=img_size, channels=1, width=8, normalisation="none")
+    torch.manual_seed(0)
+    Gp, Dp = build_models("dcgan", block="plain", **kw)
+    Gr, Dr = build_models("dcgan", block="residual", **kw)
+    for plain, res in ((Gp, Gr), (Dp, Dr)):
+        main = {k: v for k, v in res.state_dict().items() if ".skip." not in k}
+        skips = [m for m in res.modules() if m.__class__.__name__ == "_Stage"]
+        assert len(skips) == (1 if img_size == 28 else 2)  # one per stage between first and last layer
+        assert len(main) == len(plain.state_dict())
+        # the same tensors in the same order: copy plain's weights into the main path
+        res.load_state_dict({**res.state_dict(), **dict(zip(main, plain.state_dict().values()))})
+        for st in skips:
+            torch.nn.init.zeros_(st.skip[1].weight)
+    z = torch.randn(4, Gp.z_dim)
+    x = torch.rand(4, 1, img_size, img_size)
+    torch.testing.assert_close(Gr(z), Gp(z), rtol=0, atol=0)
+    torch.testing.assert_close(Dr(x), Dp(x), rtol=0, atol=0)
+    # a non-zero shortcut changes D: the first stage's output is act(conv(h) + conv1x1(avgpool(h)))
+    stage = next(m for m in Dr.modules() if m.__class__.__name__ == "_Stage")
+    torch.nn.init.normal_(stage.skip[1].weight)
+    h = torch.rand(2, stage.conv.in_channels, 8, 8)
+    expect = stage.act(stage.conv(h) + torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(h, 2),
+                                                                    stage.skip[1].weight))
+    torch.testing.assert_close(stage(h), expect)
+    assert not torch.equal(Dr(x), Dp(x))

@@ -85,11 +85,11 @@ def test_summary_intervals_and_verdicts_from_constructed_records(tmp_path):
         _store(tmp_path, "gp", s, 0.08 + 0.01 * s, 0.95 + 0.01 * s)    # rfm better in w1, worse in hqf
     data = studies.load_part(tmp_path, STUDY, PART)
     got = {(c["method"], c["baseline"]): c for c in studies.verdicts(STUDY, data)}
-    vs_none = got[("rfm", "none")]
+    vs_none = got[("rfm-fgm-discriminator", "none")]
     # differences w1: -0.05 on every seed (sd 0): the interval is a point below zero
     assert vs_none["metrics"]["w1"]["mean"] == pytest.approx(-0.05) and vs_none["metrics"]["w1"]["verdict"] == "better"
     assert vs_none["metrics"]["high_quality_fraction"]["verdict"] == "better" and vs_none["verdict"] == "better"
-    vs_gp = got[("rfm", "gp")]
+    vs_gp = got[("rfm-fgm-discriminator", "gp")]
     assert vs_gp["metrics"]["w1"]["verdict"] == "better"
     assert vs_gp["metrics"]["high_quality_fraction"]["verdict"] == "worse"
     assert vs_gp["verdict"] == "not distinguishable"  # the metrics disagree
@@ -106,7 +106,7 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_pairs(tmp_path):
         _store(tmp_path, "rfm", s, 0.05, 0.8, status="diverged" if s == 1 else "complete")
     data = studies.load_part(tmp_path, STUDY, PART)
     cells = studies.cell_table(STUDY, data).to_markdown()
-    assert "| gan | rfm | 3/3 (1 diverged) |" in cells and "| gan | gp | 0/3 | not run |" in cells
+    assert "| gan | rfm-fgm-discriminator | 3/3 (1 diverged) |" in cells and "| gan | gp | 0/3 | not run |" in cells
     comp = next(c for c in studies.verdicts(STUDY, data) if c["baseline"] == "none")
     assert comp["metrics"]["w1"]["seeds"] == [0, 2]
 
@@ -123,3 +123,29 @@ def test_study_command_lists_and_reports(tmp_path, capsys, monkeypatch):
     assert studies.main(["report", "nosuch", "--root", str(tmp_path)]) == 2
     assert "unknown study 'nosuch'" in capsys.readouterr().err
     json.dumps(studies.verdicts(STUDY, studies.load_part(tmp_path, STUDY, PART)))  # JSON-able
+
+
+def test_every_attack_cell_is_compared_with_the_baselines(tmp_path):
+    part = Part("gan", "toy-8gaussians", ("gan",), ("none", "rfm"), 2, 20, attacks=("fgm", "pgd"))
+    study = Study("atk", "attacks", (part,), "w1", ("high_quality_fraction",), robust=("rfm",), baselines=("none",))
+    for cell, w1 in (("gan-none", 0.2), ("gan-rfm-fgm-discriminator", 0.1), ("gan-rfm-pgd-discriminator", 0.3)):
+        for s in range(2):
+            rec = {"run_id": f"{cell}-s{s}", "status": "complete", "metric": "w1", "final": w1 + 0.01 * s,
+                   "metrics": {"high_quality_fraction": 0.5}, "best": {"value": w1},
+                   "info": {"cell": cell, "loss": "gan", "reg": cell.split("-")[1], "seed": s}}
+            records.store_record(tmp_path / "atk" / "gan" / "records" / "eval" / rec["run_id"], rec)
+    got = {(c["method"], c["baseline"]): c for c in studies.verdicts(study, studies.load_part(tmp_path, study, part))}
+    assert sorted(got) == [("rfm-fgm-discriminator", "none"), ("rfm-pgd-discriminator", "none")]
+    assert got[("rfm-fgm-discriminator", "none")]["metrics"]["w1"]["verdict"] == "better"
+    assert got[("rfm-pgd-discriminator", "none")]["metrics"]["w1"]["verdict"] == "worse"
+    # equal high-quality fractions: a zero-width interval at 0 is not distinguishable, so neither is the verdict
+    assert got[("rfm-fgm-discriminator", "none")]["verdict"] == "not distinguishable"
+
+
+def test_every_study_resolves():
+    for study in studies.STUDIES.values():
+        for part in study.parts:
+            tjobs, ejobs = studies.part_jobs("studies", study, part)
+            assert ejobs and all(j.record_dir for j in tjobs + ejobs)
+            for job in (tjobs + ejobs)[:3]:
+                assert job.config()["train"]["amp"] == "none" or study.name == "table2"

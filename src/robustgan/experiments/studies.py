@@ -35,7 +35,7 @@ from .records import stored_records
 from .results import Table, format_value, read_json
 from .stats import combined_verdict, paired, summarize
 
-__all__ = ["Part", "Study", "STUDIES", "part_jobs", "run_study", "load_part", "summary_markdown", "main"]
+__all__ = ["Part", "SweepPart", "Study", "STUDIES", "part_jobs", "run_study", "load_part", "summary_markdown", "main"]
 
 #: the tuning grid of the Table 1 and 2-D studies: every weight, and the instance-noise sigma
 WIDE_TUNE = {"reg.lam": [0.1, 1, 10, 100, 1000], "reg.sigma": [0.05, 0.1, 0.2]}
@@ -59,6 +59,25 @@ class Part:
     tune_overrides: tuple = ()
     seed_base: int = 0
     role: str = "study"  # "budget": runs that chose the budget; "study": the evidence itself
+    attacks: tuple = ("fgm",)
+    targets: tuple = ("discriminator",)
+
+    def cells(self) -> list:
+        from .grid import expand_cells
+        return expand_cells(self.losses, self.regs, self.attacks, self.targets)
+
+
+@dataclass(frozen=True)
+class SweepPart:
+    """A stability sweep of a study (see :func:`robustgan.experiments.sweep.run_sweep`)."""
+
+    name: str
+    pool: str
+    setups: int
+    methods: tuple
+    seed: int = 0
+    overrides: tuple = ()
+    role: str = "sweep"
 
 
 @dataclass(frozen=True)
@@ -110,7 +129,32 @@ def _toy() -> Study:
                  budget_note=f"{TOY_STEPS} steps (see the budget curves)")
 
 
-STUDIES = {s.name: s for s in (_table1(), _toy())}
+def _table4() -> Study:
+    base = PINNED + ("log.eval_every=1000",)
+    part = Part("gan", "fmnist-dcgan", ("gan",), ("none", "gp", "ar", "rfm"), 3, TABLE1_STEPS, base,
+                {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",), targets=("loss",))
+    return Study("table4", "Table 4 at CPU scale: the robust loss (penalties on f o D), gan, Fashion-MNIST DCGAN",
+                 (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none", "gp"),
+                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget")
+
+
+def _appf() -> Study:
+    base = PINNED + ("log.eval_every=1000",)
+    part = Part("gan", "fmnist-dcgan", ("gan",), ("none", "ar", "rfm"), 3, TABLE1_STEPS, base,
+                {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",),
+                attacks=("fgsm", "pgd", "cw"))
+    return Study("appF", "Appendix F at CPU scale: AR and RFM with FGSM, PGD and CW attacks, gan, Fashion-MNIST DCGAN",
+                 (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none",),
+                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget")
+
+
+def _table2() -> Study:
+    part = SweepPart("cpu", "cpu", 20, ("none", "noise", "gp", "r1r2", "ar", "rfm"))
+    return Study("table2", "Table 2 at CPU scale: 20 setups of the cpu pool (Fashion-MNIST DCGAN)", (part,),
+                 "fd", ("kid_mean",))
+
+
+STUDIES = {s.name: s for s in (_table1(), _toy(), _table2(), _table4(), _appf())}
 
 
 def get_study(name: str) -> Study:
@@ -126,10 +170,15 @@ def part_dir(root: str | Path, study: Study, part: Part) -> Path:
 
 def part_jobs(root: str | Path, study: Study, part: Part) -> tuple[list, list]:
     """(tuning jobs, evaluation jobs with the default weights) of ``part``, for counting and listing."""
-    from .grid import TUNE_SEED_BASE, _base_overrides, expand_cells, grid_jobs, tuning_jobs
+    if isinstance(part, SweepPart):
+        from .sweep import POOLS, sample_setups, sweep_jobs
+        drawn = sample_setups(part.pool, part.setups, part.seed)
+        return [], sweep_jobs(POOLS[part.pool], drawn, part.methods, part_dir(root, study, part), part.seed,
+                              list(part.overrides))
+    from .grid import TUNE_SEED_BASE, _base_overrides, grid_jobs, tuning_jobs
 
     out = part_dir(root, study, part)
-    cells = expand_cells(part.losses, part.regs)
+    cells = part.cells()
     base = _base_overrides(list(part.overrides), part.steps, part.tune)
     tseeds = list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + part.tune_seeds)) if part.tune else []
     tjobs = tuning_jobs(cells, part.tune, tseeds, out, part.preset, base + list(part.tune_overrides)) if part.tune else []
@@ -150,8 +199,14 @@ def run_study(study: Study, root: str | Path = "studies", parts: list[str] | Non
                              f"its parts: {', '.join(p.name for p in study.parts)}")
     out = []
     for part in chosen:
+        if isinstance(part, SweepPart):
+            from .sweep import run_sweep
+            out.append(run_sweep(part.pool, part_dir(root, study, part), setups=part.setups, methods=part.methods,
+                                 seed=part.seed, overrides=list(part.overrides), executor=executor,
+                                 on_record=on_record, command=f"robustgan study run {study.name} --part {part.name}"))
+            continue
         out.append(run_grid(part.preset, part_dir(root, study, part), losses=part.losses, regs=part.regs,
-                            seeds=part.seeds, seed_base=part.seed_base, steps=part.steps,
+                            attacks=part.attacks, targets=part.targets, seeds=part.seeds, seed_base=part.seed_base, steps=part.steps,
                             overrides=list(part.overrides), tune=dict(part.tune), tune_seeds=part.tune_seeds,
                             tune_overrides=list(part.tune_overrides), executor=executor, on_record=on_record,
                             command=f"robustgan study run {study.name} --part {part.name}"))
@@ -209,12 +264,9 @@ def _interval(s: dict) -> str:
     return text
 
 
-def _cell_of(records: list, loss: str, reg: str) -> str | None:
-    for r in records:
-        info = r.get("info", {})
-        if info.get("loss") == loss and info.get("reg") == reg:
-            return info.get("cell")
-    return None
+def _label(cell) -> str:
+    """A cell's name within its loss: ``none``, ``gp-loss``, ``rfm-pgd-discriminator``."""
+    return cell.id.removeprefix(f"{cell.loss}-")
 
 
 def cell_table(study: Study, data: PartData) -> Table:
@@ -228,23 +280,21 @@ def cell_table(study: Study, data: PartData) -> Table:
         info = r.get("info", {})
         v = (r.get("best") or {}).get("value") if r.get("status") == "complete" else None
         best.setdefault(info.get("cell"), {})[info.get("seed")] = v
-    header = ["loss", "reg", "runs", f"final {study.metric}", f"best {study.metric}"] + list(keys[1:]) + ["tuned"]
+    header = ["loss", "cell", "runs", f"final {study.metric}", f"best {study.metric}"] + list(keys[1:]) + ["tuned"]
     rows = []
-    for loss in data.part.losses:
-        for reg in data.part.regs:
-            cell = _cell_of(records, loss, reg)
-            if cell is None:
-                rows.append([loss, reg, f"0/{data.part.seeds}"] + ["not run"] * (len(keys) + 1) + [""])
-                continue
-            mine = [r for r in records if r["info"].get("cell") == cell]
-            div = sum(r.get("status") == "diverged" for r in mine)
-            runs = f"{len(mine)}/{data.part.seeds}" + (f" ({div} diverged)" if div else "")
-            tuned = (mine[0]["info"].get("tuned") or {})
-            row = [loss, reg, runs, _interval(summarize(values[study.metric][cell].values())),
-                   _interval(summarize(best[cell].values()))]
-            row += [_interval(summarize(values[k][cell].values())) for k in keys[1:]]
-            row.append(", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned.items()) or "default")
-            rows.append(row)
+    for cell in data.part.cells():
+        mine = [r for r in records if r.get("info", {}).get("cell") == cell.id]
+        if not mine:
+            rows.append([cell.loss, _label(cell), f"0/{data.part.seeds}"] + ["not run"] * (len(keys) + 1) + [""])
+            continue
+        div = sum(r.get("status") == "diverged" for r in mine)
+        runs = f"{len(mine)}/{data.part.seeds}" + (f" ({div} diverged)" if div else "")
+        tuned = (mine[0]["info"].get("tuned") or {})
+        row = [cell.loss, _label(cell), runs, _interval(summarize(values[study.metric][cell.id].values())),
+               _interval(summarize(best[cell.id].values()))]
+        row += [_interval(summarize(values[k][cell.id].values())) for k in keys[1:]]
+        row.append(", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned.items()) or "default")
+        rows.append(row)
     note = (f"mean ± sd [95% t interval] over the evaluation seeds "
             f"{data.part.seed_base}..{data.part.seed_base + data.part.seeds - 1}; "
             + ", ".join(f"{k}: {'lower' if _direction(k) == 'min' else 'higher'} is better" for k in keys)
@@ -253,24 +303,24 @@ def cell_table(study: Study, data: PartData) -> Table:
 
 
 def verdicts(study: Study, data: PartData) -> list[dict]:
-    """Every (loss, robust method, baseline) comparison of the part, paired by seed."""
+    """Every robust cell against every baseline cell of the same loss, paired by seed."""
     records = data.eval_records
     keys = (study.metric,) + study.checks + study.extra
     values = {k: _cell_values(records, k) for k in keys}
+    have = {r.get("info", {}).get("cell") for r in records}
+    cells = [c for c in data.part.cells() if c.id in have]
     out = []
-    for loss in data.part.losses:
-        for method in study.robust:
-            a = _cell_of(records, loss, method)
-            for base in study.baselines:
-                b = _cell_of(records, loss, base)
-                if a is None or b is None:
-                    continue
-                comp = {"loss": loss, "method": method, "baseline": base, "metrics": {}}
-                for k in keys:
-                    comp["metrics"][k] = paired(values[k][a], values[k][b], _direction(k))
-                comp["verdict"] = combined_verdict([comp["metrics"][k]["verdict"]
-                                                    for k in (study.metric,) + study.checks])
-                out.append(comp)
+    for a in cells:
+        if a.reg not in study.robust:
+            continue
+        for b in cells:
+            if b.loss != a.loss or b.reg not in study.baselines:
+                continue
+            comp = {"loss": a.loss, "method": _label(a), "baseline": _label(b), "metrics": {}}
+            for k in keys:
+                comp["metrics"][k] = paired(values[k][a.id], values[k][b.id], _direction(k))
+            comp["verdict"] = combined_verdict([comp["metrics"][k]["verdict"] for k in (study.metric,) + study.checks])
+            out.append(comp)
     return out
 
 
@@ -369,6 +419,13 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
            f"Every number comes from the stored records in `{Path(root) / study.name}/*/records/`.", ""]
     out.append(cost_table(study, parts).to_markdown())
     for d in parts:
+        if isinstance(d.part, SweepPart):
+            if d.results is None:
+                out += [f"### {d.part.name}: not run yet", ""]
+                continue
+            from .sweep import build_tables
+            out += [t.to_markdown() for t in build_tables(d.results)]
+            continue
         if d.part.role == "budget":
             if d.eval_records:
                 out.append(budget_table(study, d).to_markdown())
@@ -407,8 +464,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{study.name}: {study.description}")
             for p in study.parts:
                 d = load_part(args.root, study, p)
+                steps = f"{p.steps} steps" if isinstance(p, Part) else f"pool {p.pool}, {p.setups} setups"
                 print(f"  {p.name:12s} {p.role:6s} tuning {len(d.tune_records)}/{d.planned_tune}, "
-                      f"evaluation {len(d.eval_records)}/{d.planned_eval} runs recorded, {p.steps} steps")
+                      f"evaluation {len(d.eval_records)}/{d.planned_eval} runs recorded, {steps}")
         return 0
     if not args.name:
         raise ValueError(f"name a study: robustgan study {args.action} NAME (one of {', '.join(STUDIES)})")

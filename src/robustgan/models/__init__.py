@@ -208,8 +208,8 @@ def build_models(arch: str, **settings) -> tuple[Generator, Discriminator]:
     * ``spectral_norm`` (False): spectral normalisation of every conv / linear layer of D.
     * ``img_size`` (32) and ``channels`` (3) for "resnet" / "dcgan"; ``dim`` (2) and ``depth`` (3)
       for "mlp": shared by both networks.
-    * ``width`` ("resnet" 128, "dcgan" 64, "mlp" 512), ``block`` ("residual" | "plain"; "dcgan" is
-      plain only, "mlp" defaults to plain), ``nonlinearity`` ("relu" | "leaky_relu" | "tanh"),
+    * ``width`` ("resnet" 128, "dcgan" 64, "mlp" 512), ``block`` ("residual" | "plain"; "dcgan" and
+      "mlp" default to plain), ``nonlinearity`` ("relu" | "leaky_relu" | "tanh"),
       ``normalisation`` ("batch" | "instance" | "none"): the shorthand sets G and D alike;
       ``g_<name>`` / ``d_<name>`` set one network and win over the shorthand. Left unset, the
       paper's defaults apply: G relu + batch norm, D leaky_relu (0.2) + instance norm ("mlp":

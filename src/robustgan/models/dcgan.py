@@ -22,7 +22,12 @@ D's head (the ``d_features`` setting) reads phi off the last map, C = width * 2*
   6272 for 28x28): a 4x4 "valid" convolution to one logit -- DCGAN's last layer -- is exactly a
   linear layer on it, so this is Radford et al.'s network.
 
-DCGAN has no residual variant: ``block`` must be "plain" (use the ResNet for "residual").
+``block="residual"`` adds a shortcut around every resolution stage but D's first layer and G's
+output layer: ``act(norm(conv(x)) + skip(x))``, with ``skip`` a 1x1 convolution (no bias) after a
+2x2 average pool (D) or a nearest 2x upsampling (G). It costs a 1x1 convolution per stage, so the
+residual DCGAN costs about as much as the plain one (the Table 3 ResNet on 28x28 costs 3-7x more
+per iteration on a CPU: docs/benchmarks/pool.md); with the shortcut weights at zero it is the plain network.
+``block="plain"`` (default) is Radford et al.'s network, with the same parameter names as before.
 Weights: N(0, 0.02), norm scales N(1, 0.02), zero biases (Radford et al.).
 """
 from __future__ import annotations
@@ -43,16 +48,34 @@ from .common import (
 __all__ = ["DCGANGenerator", "DCGANDiscriminator"]
 
 
-# DCGAN has no residual variant
-_BLOCKS = ("plain",)
-_BLOCK_HINT = "use arch 'resnet' for residual blocks"
+_BLOCKS = ("plain", "residual")
+_BLOCK_HINT = ""
+
+
+class _Stage(nn.Module):
+    """One resolution stage with a shortcut: ``act(norm(conv(x)) + skip(x))`` (block="residual")."""
+
+    def __init__(self, conv: nn.Module, norm: nn.Module, act: nn.Module, cin: int, cout: int, resample: nn.Module):
+        super().__init__()
+        self.conv, self.norm, self.act = conv, norm, act
+        self.skip = nn.Sequential(resample, nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)) + self.skip(x))
+
+
+def _stage(residual: bool, conv, norm, act, cin: int, cout: int, down: bool) -> list[nn.Module]:
+    if not residual:
+        return [conv, norm, act]
+    resample = nn.AvgPool2d(2) if down else nn.Upsample(scale_factor=2, mode="nearest")
+    return [_Stage(conv, norm, act, cin, cout, resample)]
 
 
 class DCGANGenerator(Generator):
     """DCGAN generator: ``z (B, z_dim)`` -> images ``(B, channels, img_size, img_size)`` in ``out_range``.
 
     Args: z_dim (128), img_size (32; 28, 64 or any base * 2**n with base 4..7), channels (3),
-    width (64: channels at the output resolution, doubled at every lower one), block ("plain" only),
+    width (64: channels at the output resolution, doubled at every lower one), block ("plain" or "residual"),
     nonlinearity ("relu"), normalisation ("batch"), out_range ("sigmoid" = [0, 1] or "tanh" = [-1, 1]).
     """
 
@@ -82,11 +105,9 @@ class DCGANGenerator(Generator):
             make_activation(nonlinearity),
         ]
         for _ in range(n_stages - 1):
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=bias),
-                make_norm2d(normalisation, ch // 2),
-                make_activation(nonlinearity),
-            ]
+            layers += _stage(block == "residual", nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=bias),
+                             make_norm2d(normalisation, ch // 2), make_activation(nonlinearity), ch, ch // 2,
+                             down=False)
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), make_output_activation(out_range)]
         self.net = nn.Sequential(*layers)
@@ -104,7 +125,7 @@ class DCGANDiscriminator(Discriminator):
     ``last_linear``: ``nn.Linear(F, 1)``. See the module docstring for the two heads.
 
     Args: img_size (32), channels (3), width (64: channels after the first conv, doubled at every
-    halving), block ("plain" only), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance"),
+    halving), block ("plain" or "residual"), nonlinearity ("leaky_relu", slope 0.2), normalisation ("instance"),
     d_features ("pooled" or "flat"), spectral_norm (False: True normalises every conv / linear weight).
     """
 
@@ -130,11 +151,9 @@ class DCGANDiscriminator(Discriminator):
         ch = width
         layers = [nn.Conv2d(channels, ch, 4, 2, 1), make_activation(nonlinearity)]
         for _ in range(n_stages - 1):
-            layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=bias),
-                make_norm2d(normalisation, ch * 2),
-                make_activation(nonlinearity),
-            ]
+            layers += _stage(block == "residual", nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=bias),
+                             make_norm2d(normalisation, ch * 2), make_activation(nonlinearity), ch, ch * 2,
+                             down=True)
             ch *= 2
         self.net = nn.Sequential(*layers)
         if d_features == "pooled":
