@@ -484,6 +484,8 @@ def run(args: argparse.Namespace) -> int:
                 continue
             tjobs, ejobs = part_jobs(args.root, study, p)
             print_jobs(tjobs + ejobs)
+            print(f"{p.name}: {len(tjobs)} tuning runs, {len(ejobs)} evaluation runs"
+                  + (" (shown with the default weights; they run with the tuned ones)" if tjobs else ""))
         return 0
     if args.workers is None and args.backend == "local":
         args.workers = 2
