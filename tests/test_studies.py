@@ -111,6 +111,23 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_pairs(tmp_path):
     assert comp["metrics"]["w1"]["seeds"] == [0, 2]
 
 
+def test_glance_tables_repeat_the_intervals_and_verdicts_in_short(tmp_path):
+    for s in range(3):
+        _store(tmp_path, "none", s, 0.10 + 0.01 * s, 0.50 + 0.01 * s)
+        _store(tmp_path, "rfm", s, 0.05 + 0.01 * s, 0.80 + 0.01 * s)
+        if s < 2:  # gp: seed 2 not recorded yet
+            _store(tmp_path, "gp", s, 0.08 + 0.01 * s, 0.95 + 0.01 * s)
+    w1, hqf, modes, verdict = studies.glance_tables(STUDY, studies.load_part(tmp_path, STUDY, PART))
+    assert w1.header == ["loss", "none", "gp", "rfm"]
+    # none as above; gp from 2 seeds: 0.085 -+ 12.706 * 0.00707 / sqrt 2 = [0.0215, 0.1485]
+    assert w1.rows == [["gan", "0.110 [0.085, 0.13]", "0.0850 [0.021, 0.15] (2/3)", "0.0600 [0.035, 0.085]"]]
+    assert hqf.rows[0][1] == "0.510 [0.49, 0.53]" and modes.rows[0][3] == "8.00 [8.0, 8.0]"
+    # rfm - none = -0.05 on every seed; rfm - gp = -0.03 in w1 but +0.15 in hqf (disagree)
+    assert verdict.header == ["loss", "method", "vs none", "vs gp"]
+    assert verdict.rows == [["gan", "rfm", "better (-0.050)", "not distinguishable (-0.030)"]]
+    assert "at a glance" in studies.summary_markdown(STUDY, tmp_path)
+
+
 def test_study_command_lists_and_reports(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(studies.STUDIES, "demo", STUDY)
     for s in range(3):
@@ -140,6 +157,9 @@ def test_every_attack_cell_is_compared_with_the_baselines(tmp_path):
     assert got[("rfm-pgd-discriminator", "none")]["metrics"]["w1"]["verdict"] == "worse"
     # equal high-quality fractions: a zero-width interval at 0 is not distinguishable, so neither is the verdict
     assert got[("rfm-fgm-discriminator", "none")]["verdict"] == "not distinguishable"
+    glance = studies.glance_tables(study, studies.load_part(tmp_path, study, part))
+    assert glance[0].header == ["loss", "none", "rfm-fgm", "rfm-pgd"]
+    assert [r[1] for r in glance[-1].rows] == ["rfm-fgm", "rfm-pgd"]
 
 
 def test_every_study_resolves():

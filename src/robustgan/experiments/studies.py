@@ -346,6 +346,74 @@ def verdict_table(study: Study, data: PartData) -> Table:
     return Table(f"{data.part.name}: robust methods against the baselines", header, rows, note)
 
 
+def _short(cell, part: Part) -> str:
+    """A column name within a part: the regulariser, with the attack and target only where the part
+    varies them or they are not the defaults (``rfm``, ``ar-pgd``, ``gp-loss``)."""
+    out = [cell.reg]
+    if cell.attack and (len(part.attacks) > 1 or cell.attack != "fgm"):
+        out.append(cell.attack)
+    if cell.target and cell.target != "discriminator":
+        out.append(cell.target)
+    return "-".join(out)
+
+
+def _compact(s: dict) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    text = format_value(s["mean"], 3)
+    if s["lo"] is not None:
+        text += f" [{format_value(s['lo'], 2)}, {format_value(s['hi'], 2)}]"
+    return text
+
+
+def glance_tables(study: Study, data: PartData) -> list[Table]:
+    """The part at a glance: per metric a loss x method grid of ``mean [95% CI]``, then the combined
+    verdict of every robust method against every baseline with the mean paired difference of the main
+    metric. The same numbers as :func:`cell_table` and :func:`verdict_table`, shorter."""
+    part, records = data.part, data.eval_records
+    cells = part.cells()
+    columns = list(dict.fromkeys(_short(c, part) for c in cells))
+    losses = list(dict.fromkeys(c.loss for c in cells))
+    by = {(c.loss, _short(c, part)): c for c in cells}
+    out = []
+    for k in (study.metric,) + study.checks + study.extra:
+        values = _cell_values(records, k)
+        rows = []
+        for loss in losses:
+            row = [loss]
+            for col in columns:
+                cell = by.get((loss, col))
+                got = values.get(cell.id) if cell else None
+                if not got:
+                    row.append("not run" if cell else "")
+                    continue
+                s = summarize(got.values())
+                text = _compact(s)
+                if s["n"] < part.seeds:
+                    text += f" ({s['n']}/{part.seeds})"
+                row.append(text)
+            rows.append(row)
+        better = "lower" if _direction(k) == "min" else "higher"
+        out.append(Table(f"{part.name}: final {k} at a glance", ["loss"] + columns, rows,
+                         f"mean [95% t interval] over the evaluation seeds ({better} is better); "
+                         f"(n/{part.seeds}): only n seeds gave a value (runs not recorded yet, or diverged)."))
+    comps = verdicts(study, data)
+    baselines = list(dict.fromkeys(c["baseline"] for c in comps))
+    if comps:
+        label = {c.id.removeprefix(f"{c.loss}-"): _short(c, part) for c in cells}
+        rows: dict = {}
+        for c in comps:
+            d = c["metrics"][study.metric]
+            delta = "" if d["mean"] is None else f" ({format_value(d['mean'], 2)})"
+            rows.setdefault((c["loss"], c["method"]), {})[c["baseline"]] = c["verdict"] + delta
+        body = [[loss, label.get(m, m)] + [got.get(b, "") for b in baselines] for (loss, m), got in rows.items()]
+        checked = " and ".join((study.metric,) + study.checks)
+        out.append(Table(f"{part.name}: verdicts at a glance", ["loss", "method"] + [f"vs {b}" for b in baselines],
+                         body, f"A verdict holds only if {checked} agree; in brackets the mean paired "
+                               f"difference in {study.metric} (method - baseline)."))
+    return out
+
+
 def tuning_table(study: Study, data: PartData) -> Table | None:
     if not data.tune_records:
         return None
@@ -433,6 +501,7 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
         if not d.eval_records and not d.tune_records:
             out += [f"### {d.part.name}: not run yet", ""]
             continue
+        out += [t.to_markdown() for t in glance_tables(study, d)]
         out.append(cell_table(study, d).to_markdown())
         v = verdict_table(study, d)
         if v.rows:
