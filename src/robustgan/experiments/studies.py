@@ -120,7 +120,11 @@ def _toy() -> Study:
     parts = [Part("budget-lr1e-4", "toy-8gaussians", ("gan",), ("none", "rfm"), 1, 4000,
                   PINNED + model + ("log.eval_every=250",), seed_base=BUDGET_SEED, role="budget"),
              Part("budget", "toy-8gaussians", ("gan",), ("none", "rfm"), 1, 3000,
-                  PINNED + model + lr + ("log.eval_every=250",), seed_base=BUDGET_SEED, role="budget")]
+                  PINNED + model + lr + ("log.eval_every=250",), seed_base=BUDGET_SEED, role="budget"),
+             # measured after the 25-Gaussians part: how far from levelling off its 2000 steps are
+             Part("budget-25gaussians", "toy-8gaussians", ("gan",), ("none", "ar", "rfm"), 1, 8000,
+                  PINNED + model + lr + ("log.eval_every=500", "data.name=25gaussians"), seed_base=BUDGET_SEED,
+                  role="budget")]
     for data in ("8gaussians", "25gaussians"):
         parts.append(Part(data, "toy-8gaussians", ("gan", "lsgan", "wgan", "rpgan"), TOY_REGS, 10, TOY_STEPS,
                           base + (f"data.name={data}",), dict(WIDE_TUNE), tune_overrides=("log.eval_every=0",)))
