@@ -162,6 +162,38 @@ def test_every_attack_cell_is_compared_with_the_baselines(tmp_path):
     assert [r[1] for r in glance[-1].rows] == ["rfm-fgm", "rfm-pgd"]
 
 
+def test_a_part_is_compared_with_its_reference_cells_paired_by_seed(tmp_path, monkeypatch):
+    ref_part = Part("gan", "toy-8gaussians", ("gan",), ("none", "rfm"), 3, 20)
+    ref = Study("ref", "the reference", (ref_part,), "w1", ("high_quality_fraction",), robust=("rfm",),
+                baselines=("none",))
+    part = Part("gan", "toy-8gaussians", ("gan",), ("none", "rfm"), 3, 20, attacks=("pgd",))
+    study = Study("atk", "attacks", (part,), "w1", ("high_quality_fraction",), robust=("rfm",),
+                  baselines=("none",), reference=("ref", "gan"))
+    monkeypatch.setitem(studies.STUDIES, "ref", ref)
+
+    def put(name, cell, seed, w1, hqf):
+        rec = {"run_id": f"{cell}-s{seed}", "status": "complete", "metric": "w1", "final": w1,
+               "metrics": {"high_quality_fraction": hqf}, "best": {"value": w1},
+               "info": {"cell": cell, "loss": "gan", "reg": cell.split("-")[1], "seed": seed}}
+        records.store_record(tmp_path / name / "gan" / "records" / "eval" / rec["run_id"], rec)
+
+    for s in range(3):
+        put("ref", "gan-none", s, 0.5, 0.1)
+        put("ref", "gan-rfm-fgm-discriminator", s, 0.20 + 0.01 * s, 0.5)
+        put("atk", "gan-none", s, 0.5, 0.1)
+        put("atk", "gan-rfm-pgd-discriminator", s, 0.30 + 0.02 * s, 0.4 - 0.01 * s)
+    comps = studies.reference_verdicts(study, studies.load_part(tmp_path, study, part), tmp_path)
+    # none is the same cell in both (left out); pgd - fgm = 0.10, 0.11, 0.12 in w1 (worse), hqf lower (worse)
+    assert [(c["method"], c["baseline"]) for c in comps] == [("rfm-pgd-discriminator", "rfm-fgm-discriminator (ref/gan)")]
+    d = comps[0]["metrics"]["w1"]
+    # mean 0.11, sd 0.01: 0.11 -+ 4.3027 * 0.01 / sqrt 3
+    assert d["mean"] == pytest.approx(0.11) and d["lo"] == pytest.approx(0.11 - 0.024841, abs=1e-5)
+    assert comps[0]["verdict"] == "worse"
+    assert "against ref/gan, paired by seed" in studies.summary_markdown(study, tmp_path)
+    # no reference records yet: no comparison, no error
+    assert studies.reference_verdicts(study, studies.load_part(tmp_path, study, part), tmp_path / "empty") == []
+
+
 def test_every_study_resolves():
     for study in studies.STUDIES.values():
         for part in study.parts:

@@ -93,6 +93,10 @@ class Study:
     robust: tuple = ("ar", "rfm")
     baselines: tuple = ("none", "noise", "gp", "r1r2")
     budget_note: str = ""
+    #: (study, part) whose cells of the same loss and regulariser each cell is also compared with,
+    #: paired by seed: Table 4's robust loss against Table 1's robust discriminator, Appendix F's
+    #: attacks against Table 1's FGM
+    reference: tuple = ()
 
 
 TABLE1_REGS = ("none", "noise", "gp", "r1r2", "ar", "rfm")
@@ -139,7 +143,7 @@ def _table4() -> Study:
                 {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",), targets=("loss",))
     return Study("table4", "Table 4 at CPU scale: the robust loss (penalties on f o D), gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none", "gp"),
-                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget")
+                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"))
 
 
 def _appf() -> Study:
@@ -149,7 +153,7 @@ def _appf() -> Study:
                 attacks=("fgsm", "pgd", "cw"))
     return Study("appF", "Appendix F at CPU scale: AR and RFM with FGSM, PGD and CW attacks, gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none",),
-                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget")
+                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"))
 
 
 def _table2() -> Study:
@@ -328,11 +332,38 @@ def verdicts(study: Study, data: PartData) -> list[dict]:
     return out
 
 
-def verdict_table(study: Study, data: PartData) -> Table:
+def reference_verdicts(study: Study, data: PartData, root: str | Path) -> list[dict]:
+    """Every cell against the cell of the same loss and regulariser in ``study.reference``, paired
+    by seed (the same evaluation seeds; identical cells, such as ``none``, are left out). Empty when
+    the reference part has no records yet."""
+    if not study.reference:
+        return []
+    ref_study, ref_part = get_study(study.reference[0]), study.reference[1]
+    part = next(p for p in ref_study.parts if p.name == ref_part)
+    ref = load_part(root, ref_study, part)
+    keys = (study.metric,) + study.checks + study.extra
+    mine = {k: _cell_values(data.eval_records, k) for k in keys}
+    theirs = {k: _cell_values(ref.eval_records, k) for k in keys}
+    have = {r.get("info", {}).get("cell") for r in data.eval_records}
+    have_ref = {r.get("info", {}).get("cell") for r in ref.eval_records}
+    out = []
+    for a in data.part.cells():
+        match = [b for b in part.cells() if b.loss == a.loss and b.reg == a.reg and b.id != a.id]
+        if a.id not in have or len(match) != 1 or match[0].id not in have_ref:
+            continue
+        b = match[0]
+        comp = {"loss": a.loss, "method": _label(a), "baseline": f"{_label(b)} ({ref_study.name}/{ref_part})",
+                "metrics": {k: paired(mine[k][a.id], theirs[k][b.id], _direction(k)) for k in keys}}
+        comp["verdict"] = combined_verdict([comp["metrics"][k]["verdict"] for k in (study.metric,) + study.checks])
+        out.append(comp)
+    return out
+
+
+def verdict_table(study: Study, data: PartData, comps: list[dict] | None = None, title: str | None = None) -> Table:
     keys = (study.metric,) + study.checks + study.extra
     header = ["loss", "method vs baseline", "pairs"] + [f"Δ {k} [95% CI]: verdict" for k in keys] + ["verdict"]
     rows = []
-    for c in verdicts(study, data):
+    for c in verdicts(study, data) if comps is None else comps:
         m = c["metrics"]
         cells = []
         for k in keys:
@@ -347,7 +378,7 @@ def verdict_table(study: Study, data: PartData) -> Table:
             f"the method is better, worse or not distinguishable; the last column holds only if {checked} "
             f"agree, else it is 'not distinguishable'. "
             + (f"{', '.join(study.extra)} are shown for the reader, not part of the verdict." if study.extra else ""))
-    return Table(f"{data.part.name}: robust methods against the baselines", header, rows, note)
+    return Table(title or f"{data.part.name}: robust methods against the baselines", header, rows, note)
 
 
 def _short(cell, part: Part) -> str:
@@ -510,6 +541,10 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
         v = verdict_table(study, d)
         if v.rows:
             out.append(v.to_markdown())
+        ref = reference_verdicts(study, d, root)
+        if ref:
+            out.append(verdict_table(study, d, ref, f"{d.part.name}: against {'/'.join(study.reference)}, "
+                                                    f"paired by seed").to_markdown())
         t = tuning_table(study, d)
         if t is not None:
             out.append(t.to_markdown())
