@@ -263,12 +263,14 @@ def _cell_values(records: list, key: str) -> dict:
     return out
 
 
-def _interval(s: dict) -> str:
+def _interval(s: dict, with_sd: bool = True, bound_digits: int = 3) -> str:
+    """``mean ± sd [lo, hi]`` of a :func:`summarize` result (``mean [lo, hi]`` without ``with_sd``)."""
     if s["mean"] is None:
         return "n/a"
     text = format_value(s["mean"], 3)
     if s["sd"] is not None:
-        text += f" ± {format_value(s['sd'], 2)} [{format_value(s['lo'], 3)}, {format_value(s['hi'], 3)}]"
+        sd = f" ± {format_value(s['sd'], 2)}" if with_sd else ""
+        text += f"{sd} [{format_value(s['lo'], bound_digits)}, {format_value(s['hi'], bound_digits)}]"
     return text
 
 
@@ -310,6 +312,15 @@ def cell_table(study: Study, data: PartData) -> Table:
     return Table(f"{data.part.name}: every cell", header, rows, note)
 
 
+def _compare(study: Study, a, b, a_values: dict, b_values: dict, baseline: str) -> dict:
+    """Cell ``a`` against cell ``b``, paired by seed in every metric, with the combined verdict;
+    ``*_values`` are ``{metric: _cell_values(...)}``."""
+    keys = (study.metric,) + study.checks + study.extra
+    metrics = {k: paired(a_values[k][a.id], b_values[k][b.id], _direction(k)) for k in keys}
+    return {"loss": a.loss, "method": _label(a), "baseline": baseline, "metrics": metrics,
+            "verdict": combined_verdict([metrics[k]["verdict"] for k in (study.metric,) + study.checks])}
+
+
 def verdicts(study: Study, data: PartData) -> list[dict]:
     """Every robust cell against every baseline cell of the same loss, paired by seed."""
     records = data.eval_records
@@ -324,11 +335,7 @@ def verdicts(study: Study, data: PartData) -> list[dict]:
         for b in cells:
             if b.loss != a.loss or b.reg not in study.baselines:
                 continue
-            comp = {"loss": a.loss, "method": _label(a), "baseline": _label(b), "metrics": {}}
-            for k in keys:
-                comp["metrics"][k] = paired(values[k][a.id], values[k][b.id], _direction(k))
-            comp["verdict"] = combined_verdict([comp["metrics"][k]["verdict"] for k in (study.metric,) + study.checks])
-            out.append(comp)
+            out.append(_compare(study, a, b, values, values, _label(b)))
     return out
 
 
@@ -351,11 +358,7 @@ def reference_verdicts(study: Study, data: PartData, root: str | Path) -> list[d
         match = [b for b in part.cells() if b.loss == a.loss and b.reg == a.reg and b.id != a.id]
         if a.id not in have or len(match) != 1 or match[0].id not in have_ref:
             continue
-        b = match[0]
-        comp = {"loss": a.loss, "method": _label(a), "baseline": f"{_label(b)} ({ref_study.name}/{ref_part})",
-                "metrics": {k: paired(mine[k][a.id], theirs[k][b.id], _direction(k)) for k in keys}}
-        comp["verdict"] = combined_verdict([comp["metrics"][k]["verdict"] for k in (study.metric,) + study.checks])
-        out.append(comp)
+        out.append(_compare(study, a, match[0], mine, theirs, f"{_label(match[0])} ({ref_study.name}/{ref_part})"))
     return out
 
 
@@ -392,15 +395,6 @@ def _short(cell, part: Part) -> str:
     return "-".join(out)
 
 
-def _compact(s: dict) -> str:
-    if s["mean"] is None:
-        return "n/a"
-    text = format_value(s["mean"], 3)
-    if s["lo"] is not None:
-        text += f" [{format_value(s['lo'], 2)}, {format_value(s['hi'], 2)}]"
-    return text
-
-
 def glance_tables(study: Study, data: PartData) -> list[Table]:
     """The part at a glance: per metric a loss x method grid of ``mean [95% CI]``, then the combined
     verdict of every robust method against every baseline with the mean paired difference of the main
@@ -423,7 +417,7 @@ def glance_tables(study: Study, data: PartData) -> list[Table]:
                     row.append("not run" if cell else "")
                     continue
                 s = summarize(got.values())
-                text = _compact(s)
+                text = _interval(s, with_sd=False, bound_digits=2)
                 if s["n"] < part.seeds:
                     text += f" ({s['n']}/{part.seeds})"
                 row.append(text)
