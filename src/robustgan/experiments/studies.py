@@ -429,13 +429,13 @@ def glance_tables(study: Study, data: PartData) -> list[Table]:
     comps = verdicts(study, data)
     baselines = list(dict.fromkeys(c["baseline"] for c in comps))
     if comps:
-        label = {c.id.removeprefix(f"{c.loss}-"): _short(c, part) for c in cells}
-        rows: dict = {}
+        label = {_label(c): _short(c, part) for c in cells}
+        grid: dict = {}
         for c in comps:
             d = c["metrics"][study.metric]
             delta = "" if d["mean"] is None else f" ({format_value(d['mean'], 2)})"
-            rows.setdefault((c["loss"], c["method"]), {})[c["baseline"]] = c["verdict"] + delta
-        body = [[loss, label.get(m, m)] + [got.get(b, "") for b in baselines] for (loss, m), got in rows.items()]
+            grid.setdefault((c["loss"], c["method"]), {})[c["baseline"]] = c["verdict"] + delta
+        body = [[loss, label.get(m, m)] + [got.get(b, "") for b in baselines] for (loss, m), got in grid.items()]
         checked = " and ".join((study.metric,) + study.checks)
         out.append(Table(f"{part.name}: verdicts at a glance", ["loss", "method"] + [f"vs {b}" for b in baselines],
                          body, f"A verdict holds only if {checked} agree; in brackets the mean paired "
