@@ -194,6 +194,44 @@ def test_a_part_is_compared_with_its_reference_cells_paired_by_seed(tmp_path, mo
     assert studies.reference_verdicts(study, studies.load_part(tmp_path, study, part), tmp_path / "empty") == []
 
 
+def test_identical_runs_of_a_shared_study_are_copied_not_trained(tmp_path):
+    base = tuple(TINY)
+    ref = Study("ref", "the reference", (Part("gan", "toy-8gaussians", ("gan",), ("none", "gp"), 2, 20, base),),
+                "w1", ("high_quality_fraction",), robust=(), baselines=("none", "gp"))
+    part = Part("gan", "toy-8gaussians", ("gan",), ("none", "rfm"), 2, 20, base)
+    study = Study("mine", "shares none with ref", (part,), "w1", ("high_quality_fraction",), robust=("rfm",),
+                  baselines=("none",), share=(("ref", "gan"),))
+    calls = []
+    studies.run_study(ref, tmp_path, executor=_counting_executor(calls))
+    assert calls == ["gan-none-s0", "gan-none-s1", "gan-gp-s0", "gan-gp-s1"]
+    ref_eval = tmp_path / "ref" / "gan" / "records" / "eval"
+    # seed 1 of ref's none diverged: a diverged record is not shared (a rerun may be asked for)
+    diverged = dict(records.read_stored(ref_eval / "gan-none-s1"), status="diverged", final=None)
+    records.store_record(ref_eval / "gan-none-s1", diverged)
+    calls.clear()
+    studies.run_study(study, tmp_path, executor=_counting_executor(calls))
+    assert calls == ["gan-none-s1", "gan-rfm-fgm-discriminator-s0", "gan-rfm-fgm-discriminator-s1"]
+    mine = tmp_path / "mine" / "gan" / "records" / "eval"
+    copied = records.read_stored(mine / "gan-none-s0")
+    original = records.read_stored(ref_eval / "gan-none-s0")
+    assert copied["shared_from"] == str(ref_eval / "gan-none-s0")
+    assert {k: v for k, v in copied.items() if k != "shared_from"} == original
+    assert (mine / "gan-none-s0" / "samples.png").read_bytes() == (ref_eval / "gan-none-s0" / "samples.png").read_bytes()
+    assert "shared_from" not in records.read_stored(mine / "gan-none-s1")
+    # the copy is counted once: not in this study's CPU-hours
+    data = studies.load_part(tmp_path, study, part)
+    own = sum(r["wall_time"] for r in data.eval_records if not r.get("shared_from"))
+    cost = studies.cost_table(study, [data])
+    assert cost.rows[0][4] == f"{own / 3600:.2f}" and "1 recorded runs are identical runs of ref gan" in cost.note
+    # a run that differs in anything is trained, not copied
+    other = Study("other", "more steps", (Part("gan", "toy-8gaussians", ("gan",), ("none",), 1, 30, base),),
+                  "w1", ("high_quality_fraction",), robust=(), baselines=("none",), share=(("ref", "gan"),))
+    calls.clear()
+    studies.run_study(other, tmp_path, executor=_counting_executor(calls))
+    assert calls == ["gan-none-s0"]
+    assert "shared_from" not in records.read_stored(tmp_path / "other" / "gan" / "records" / "eval" / "gan-none-s0")
+
+
 def test_every_study_resolves():
     for study in studies.STUDIES.values():
         for part in study.parts:

@@ -43,8 +43,10 @@ from pathlib import Path
 
 from .driver import (ResultsFile, command_line, csv_list, main_metric, override_key, print_jobs,
                      standalone_main)
-from .executors import Job, add_executor_arguments, executor_from_args, print_progress
-from .results import Table, format_mean_std, format_value, mean_std
+from .executors import (MACHINE_KEYS, Job, add_executor_arguments, config_differences, executor_from_args,
+                        print_progress)
+from .records import adopt_shared
+from .results import RESULT_FILE, Table, format_mean_std, format_value, mean_std
 
 __all__ = [
     "ATTACK_REGULARIZERS",
@@ -400,7 +402,7 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
              seeds: int = 3, steps: int | None = None, overrides: list[str] | None = None,
              tune: dict | None = None, tune_seeds: int = 1, metric: str | None = None,
              executor=None, on_record=None, command: str | None = None, seed_base: int = 0,
-             tune_overrides: list[str] | None = None) -> dict:
+             tune_overrides: list[str] | None = None, share=()) -> dict:
     """Train the grid (tuning first if ``tune``), write ``results.json`` and ``table.md``; return the results.
 
     Args:
@@ -418,6 +420,10 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
         metric: main metric (``None``: ``fd`` for images, ``w1`` for 2-D data).
         executor: a :mod:`robustgan.experiments.executors` executor (default: one local subprocess).
         on_record: called as ``on_record(job, record, reused)`` after each run.
+        share: folders of other grids whose stored records stand for identical runs here: a run
+            with no record of its own whose config equals a complete run recorded under
+            ``SHARE/records/`` with the same run id is not trained; its record is copied (see
+            :func:`robustgan.experiments.records.adopt_shared`).
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
@@ -453,15 +459,35 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
     file.save()
     tuned = {}
     if tjobs:
+        share_records(tjobs, share, "tune")
         file.run(tjobs, executor, "tuning_runs", on_record)
         results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction)
         tuned = {cid: t["chosen"] for cid, t in results["tuning"].items() if t["chosen"]}
         for c in results["cells"]:
             c["tuned"] = tuned.get(c["id"])
         file.save()
-    file.run(grid_jobs(cells, seed_list, out, preset, base, tuned, metric), executor, "runs", on_record)
+    mjobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric)
+    share_records(mjobs, share, "eval")
+    file.run(mjobs, executor, "runs", on_record)
     file.write_table(tables_markdown(results))
     return results
+
+
+def share_records(jobs: list[Job], share, phase: str) -> int:
+    """Copy into each job's record folder an identical complete run recorded under
+    ``SHARE/records/<phase>/<run_id>`` for one of the ``share`` folders, unless the job has a record
+    or a finished run of its own. Returns how many records were copied."""
+    if not share:
+        return 0
+    copied = 0
+    for job in jobs:
+        if not job.record_dir or (Path(job.run_dir) / RESULT_FILE).is_file():
+            continue
+        sources = [Path(s) / "records" / phase / job.run_id for s in share]
+        if adopt_shared(job.record_dir, job.config(), sources,
+                        lambda a, b: config_differences(a, b, ignore=MACHINE_KEYS)) is not None:
+            copied += 1
+    return copied
 
 
 # ------------------------------------------------------------------------------------------ command line

@@ -14,6 +14,11 @@ An executor given a job with a ``record_dir`` treats a stored ``complete`` (or `
 as the finished run when the run directory has none, so running a study's command again on a fresh
 clone trains only what is not recorded; a stored record whose config differs from the job's is an
 error naming the keys. Failed runs are not stored: they are run again anyway.
+
+A study part may *share* another part's records (:func:`adopt_shared`): a run whose config is
+identical to a run already recorded there (Table 4's and Appendix F's ``none`` cells are Table 1's
+gan ``none`` runs) is not trained again; its record is copied, with ``shared_from`` naming the
+original, so both tables report the same runs and cost sums count them once.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from pathlib import Path
 
 from .results import RESULT_FILE, read_json, write_json_atomic
 
-__all__ = ["KEPT_STATUSES", "SAMPLES_FILE", "store_record", "read_stored", "stored_records"]
+__all__ = ["KEPT_STATUSES", "SAMPLES_FILE", "store_record", "read_stored", "stored_records", "adopt_shared"]
 
 #: statuses whose records are stored (a failed run is run again, so it is not)
 KEPT_STATUSES = ("complete", "diverged")
@@ -62,3 +67,33 @@ def stored_records(folder: str | Path) -> list[dict]:
     for path in sorted(folder.glob(f"*/{RESULT_FILE}")):
         out.append(read_json(path))
     return out
+
+
+def adopt_shared(record_dir: str | Path, config: dict, sources, differences) -> Path | None:
+    """Copy into ``record_dir`` the first stored ``complete`` record among ``sources`` (record
+    folders of other experiments) whose config equals ``config``; return where it came from.
+
+    ``differences(saved, config)`` lists the keys in which two configs differ (machine-only keys
+    ignored). Nothing is copied if ``record_dir`` already holds a record, or if no source has a
+    complete record with an identical config (a diverged one is not shared: a rerun may be asked
+    for). The copy carries ``shared_from`` (the source folder) and, if the source has one, its
+    sample grid; a record that was itself shared keeps naming the original.
+    """
+    record_dir = Path(record_dir)
+    if read_stored(record_dir) is not None:
+        return None
+    for source in sources:
+        source = Path(source)
+        record = read_stored(source)
+        if record is None or record.get("status") != "complete":
+            continue
+        if differences(record.get("config") or {}, config):
+            continue
+        record_dir.mkdir(parents=True, exist_ok=True)
+        if (source / SAMPLES_FILE).is_file():
+            tmp = record_dir / f".{SAMPLES_FILE}.tmp"
+            shutil.copyfile(source / SAMPLES_FILE, tmp)
+            tmp.replace(record_dir / SAMPLES_FILE)
+        write_json_atomic(record_dir / RESULT_FILE, dict(record, shared_from=record.get("shared_from") or str(source)))
+        return source
+    return None

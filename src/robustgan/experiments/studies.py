@@ -97,6 +97,10 @@ class Study:
     #: paired by seed: Table 4's robust loss against Table 1's robust discriminator, Appendix F's
     #: attacks against Table 1's FGM
     reference: tuple = ()
+    #: (study, part) pairs whose records stand for identical runs of this study: a run whose
+    #: config equals one recorded there is copied, not trained (Table 4's and Appendix F's none
+    #: cells are Table 1's gan none runs)
+    share: tuple = ()
 
 
 TABLE1_REGS = ("none", "noise", "gp", "r1r2", "ar", "rfm")
@@ -143,7 +147,8 @@ def _table4() -> Study:
                 {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",), targets=("loss",))
     return Study("table4", "Table 4 at CPU scale: the robust loss (penalties on f o D), gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none", "gp"),
-                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"))
+                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"),
+                 share=(("table1", "gan"),))
 
 
 def _appf() -> Study:
@@ -153,7 +158,8 @@ def _appf() -> Study:
                 attacks=("fgsm", "pgd", "cw"))
     return Study("appF", "Appendix F at CPU scale: AR and RFM with FGSM, PGD and CW attacks, gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none",),
-                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"))
+                 budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"),
+                 share=(("table1", "gan"),))
 
 
 def _table2() -> Study:
@@ -217,6 +223,7 @@ def run_study(study: Study, root: str | Path = "studies", parts: list[str] | Non
                             attacks=part.attacks, targets=part.targets, seeds=part.seeds, seed_base=part.seed_base, steps=part.steps,
                             overrides=list(part.overrides), tune=dict(part.tune), tune_seeds=part.tune_seeds,
                             tune_overrides=list(part.tune_overrides), executor=executor, on_record=on_record,
+                            share=[Path(root) / s / p for s, p in study.share],
                             command=f"robustgan study run {study.name} --part {part.name}"))
     return out
 
@@ -494,18 +501,26 @@ def budget_table(study: Study, data: PartData) -> Table:
 def cost_table(study: Study, parts: list[PartData]) -> Table:
     rows = []
     total = 0.0
+    shared = 0
     for d in parts:
-        t = sum(r.get("wall_time") or 0 for r in d.tune_records)
-        e = sum(r.get("wall_time") or 0 for r in d.eval_records)
+        own_tune = [r for r in d.tune_records if not r.get("shared_from")]
+        own_eval = [r for r in d.eval_records if not r.get("shared_from")]
+        shared += len(d.tune_records) + len(d.eval_records) - len(own_tune) - len(own_eval)
+        t = sum(r.get("wall_time") or 0 for r in own_tune)
+        e = sum(r.get("wall_time") or 0 for r in own_eval)
         total += t + e
         cpus = sorted({(r.get("machine") or {}).get("cpu", "?") + " " + (r.get("machine") or {}).get("cpu_capability", "")
-                       for r in d.tune_records + d.eval_records})
+                       for r in own_tune + own_eval})
         rows.append([d.part.name, f"{len(d.tune_records)}/{d.planned_tune}", f"{len(d.eval_records)}/{d.planned_eval}",
                      f"{t / 3600:.2f}", f"{e / 3600:.2f}", "; ".join(c.strip() for c in cpus)])
+    note = (f"Wall time of each run's last attempt, one thread per run, two runs at a time on 2 cores; "
+            f"{total / 3600:.2f} hours in all.")
+    if shared:
+        names = ", ".join(f"{s} {p}" for s, p in study.share) or "another study"
+        note += (f" {shared} recorded runs are identical runs of {names}, copied from there "
+                 f"(`shared_from` in their records) and not counted here.")
     return Table("Cost and progress", ["part", "tuning runs recorded", "evaluation runs recorded",
-                                       "tuning CPU-hours", "evaluation CPU-hours", "CPU (capability)"], rows,
-                 f"Wall time of each run's last attempt, one thread per run, two runs at a time on 2 cores; "
-                 f"{total / 3600:.2f} hours in all.")
+                                       "tuning CPU-hours", "evaluation CPU-hours", "CPU (capability)"], rows, note)
 
 
 def summary_markdown(study: Study, root: str | Path = "studies") -> str:
