@@ -232,6 +232,24 @@ def test_identical_runs_of_a_shared_study_are_copied_not_trained(tmp_path):
     assert "shared_from" not in records.read_stored(tmp_path / "other" / "gan" / "records" / "eval" / "gan-none-s0")
 
 
+def test_the_tuning_table_marks_a_choice_at_the_edge_of_the_grid(tmp_path):
+    part = Part("gan", "toy-8gaussians", ("gan",), ("gp", "rfm"), 3, 20, tune={"reg.lam": [0.1, 1, 10]})
+    study = Study("tun", "tuning", (part,), "w1", ("high_quality_fraction",), robust=("rfm",), baselines=("gp",))
+    finals = {"gan-gp": [0.5, 0.2, 0.4], "gan-rfm-fgm-discriminator": [0.5, 0.4, 0.3]}
+    for cell, values in finals.items():
+        for lam, w1 in zip([0.1, 1, 10], values):
+            rec = {"run_id": f"{cell}-lam{lam}-s1000", "status": "complete", "final": w1,
+                   "info": {"cell": cell, "candidate": {"reg.lam": lam}, "seed": 1000}}
+            records.store_record(tmp_path / "tun" / "gan" / "records" / "tune" / rec["run_id"], rec)
+    (tmp_path / "tun" / "gan" / "results.json").write_text(json.dumps(
+        {"cells": [{"id": "gan-gp", "tuned": {"reg.lam": 1}},
+                   {"id": "gan-rfm-fgm-discriminator", "tuned": {"reg.lam": 10}}]}))
+    table = studies.tuning_table(study, studies.load_part(tmp_path, study, part))
+    chosen = {row[0]: row[1] for row in table.rows}
+    assert chosen == {"gan-gp": "lam=1", "gan-rfm-fgm-discriminator": "lam=10 (largest tried)"}
+    assert "edge of what was tried" in table.note
+
+
 def test_every_study_resolves():
     for study in studies.STUDIES.values():
         for part in study.parts:
@@ -239,3 +257,68 @@ def test_every_study_resolves():
             assert ejobs and all(j.record_dir for j in tjobs + ejobs)
             for job in (tjobs + ejobs)[:3]:
                 assert job.config()["train"]["amp"] == "none" or study.name == "table2"
+
+
+# ------------------------------------------------------------------------------ tuning past the edge
+def test_a_step_beyond_the_edge_continues_the_grid():
+    step = grid._step_beyond
+    assert step([0.1, 1, 10, 100, 1000], 0.1) == pytest.approx(0.01)
+    assert step([0.1, 1, 10, 100, 1000], 1000) == pytest.approx(10000)
+    assert step([0.1, 1, 10, 100, 1000], 10) is None  # inside: nothing to extend
+    assert step([0.05, 0.1, 0.2], 0.2) == pytest.approx(0.4) and step([0.05, 0.1, 0.2], 0.05) == pytest.approx(0.025)
+    assert step([0.1, 1, 10, 0.01], 0.01) == pytest.approx(0.001)  # an extended grid continues from its new edge
+    assert step([1, 2, 4], 4) == 8 and isinstance(step([1, 2, 4], 4), int)
+    assert step([0.1, 1], 0.1) is None and step(["a", "b", "c"], "a") is None and step([0, 1, 2], 0) is None
+
+
+def _lam_runner(calls):
+    """A fake trainer: tuning runs score (log10 lam + 3)^2 + 1 (best at lam 0.001), evaluation runs 1."""
+    import math
+
+    def runner(job):
+        calls.append(job.run_id)
+        cfg = job.config()
+        lam = cfg["reg"]["lam"]
+        final = (math.log10(lam) + 3) ** 2 + 1 if job.info.get("phase") == "tune" else 1.0
+        record = {"run_id": job.run_id, "info": job.info, "status": "complete", "config": cfg, "final": final,
+                  "metrics": {"w1": final}, "evals": [], "wall_time": 1.0}
+        executors.save_record(job, record)
+        return record
+    return runner
+
+
+def test_tuning_goes_past_the_edge_and_replaces_runs_of_the_old_choice(tmp_path, capsys):
+    out = tmp_path / "g"
+    kw = dict(losses=["gan"], regs=["gp"], seeds=2, steps=20, overrides=TINY, tune={"reg.lam": [0.1, 1, 10]})
+    calls = []
+    ex = LocalExecutor(inprocess=True, runner=_lam_runner(calls))
+    first = grid.run_grid("toy-8gaussians", out, executor=ex, extend=1, **kw)
+    # 0.1 is the grid's best and its edge: one step beyond, 0.01 (score 2), wins
+    assert calls[:3] == ["gan-gp-lam0.1-s1000", "gan-gp-lam1-s1000", "gan-gp-lam10-s1000"]
+    assert calls[3] == "gan-gp-lam0.01-s1000" and len(calls) == 4 + 2
+    assert first["tuning"]["gan-gp"]["chosen"] == {"reg.lam": 0.01}
+    assert first["tuned_beyond_grid"] == {"gan-gp": [{"reg.lam": 0.01}]}
+    assert [c["score"] for c in first["tuning"]["gan-gp"]["candidates"]] == pytest.approx([5, 10, 17, 2])
+    assert all(r["config"]["reg"]["lam"] == pytest.approx(0.01) for r in first["runs"])
+    # two rounds: 0.01 is recorded (not trained again), 0.001 (score 1) is tried and wins
+    calls.clear()
+    with pytest.raises(ValueError, match=r"different config \(reg.lam: 0.01 -> 0.001\)"):
+        grid.run_grid("toy-8gaussians", out, executor=ex, extend=2, **kw)
+    assert calls == ["gan-gp-lam0.001-s1000"]
+    calls.clear()
+    again = grid.run_grid("toy-8gaussians", out, executor=ex, extend=2, replace_retuned=True, **kw)
+    assert calls == ["gan-gp-s0", "gan-gp-s1"]  # the evaluation runs of lam 0.01 train again with 0.001
+    assert again["tuning"]["gan-gp"]["chosen"] == {"reg.lam": 0.001}
+    assert "gan-gp-s0: the tuned value changed (reg.lam: 0.01 -> 0.001)" in capsys.readouterr().out
+    aside = records.read_stored(out / "records" / "superseded" / "gan-gp-s0")
+    assert aside["config"]["reg"]["lam"] == pytest.approx(0.01)
+    assert records.read_stored(out / "records" / "eval" / "gan-gp-s0")["config"]["reg"]["lam"] == pytest.approx(0.001)
+    assert (out / "runs" / "gan-gp-s0.superseded").is_dir()
+    # the tuning table counts the runs beyond the grid apart and marks the new edge
+    part = Part("gan", "toy-8gaussians", ("gan",), ("gp",), 2, 20, tuple(TINY), {"reg.lam": [0.1, 1, 10]}, extend=2)
+    study = Study("s", "edge", (part,), "w1", (), robust=(), baselines=("gp",))
+    shutil.copytree(out, tmp_path / "root" / "s" / "gan")
+    data = studies.load_part(tmp_path / "root", study, part)
+    assert studies.cost_table(study, [data]).rows[0][1] == "3/3 + 2 beyond the grid"
+    table = studies.tuning_table(study, data)
+    assert table.rows[0][1] == "lam=0.001 (smallest tried)" and "up to 2 steps beyond" in table.note

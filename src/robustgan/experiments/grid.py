@@ -57,6 +57,7 @@ __all__ = [
     "grid_jobs",
     "tuning_jobs",
     "choose_tuned",
+    "edge_candidates",
     "build_tables",
     "run_grid",
     "add_arguments",
@@ -261,27 +262,73 @@ def _candidates(keys: list[str], tune: dict, cell: Cell) -> list[dict]:
 
 
 def tuning_jobs(cells: list[Cell], tune: dict, tune_seeds, out: str | Path, preset: str | None,
-                overrides: list[str], metric: str | None = None) -> list[Job]:
-    """The tuning runs: every candidate of every tunable cell, once per tuning seed, in ``out/tune/``."""
+                overrides: list[str], metric: str | None = None, candidates: dict | None = None) -> list[Job]:
+    """The tuning runs: every candidate of every tunable cell, once per tuning seed, in ``out/tune/``.
+
+    ``candidates`` (``{cell_id: [candidate dicts]}``), if given, replaces the grid: only those cells,
+    with those candidates (the values beyond the grid's edge, see :func:`edge_candidates`)."""
     jobs = []
     for cell in cells:
         keys = _tune_keys(cell, tune)
-        if not keys:
+        if not keys or (candidates is not None and cell.id not in candidates):
             continue
-        for cand in _candidates(keys, tune, cell):
+        beyond = candidates is not None
+        for cand in (candidates[cell.id] if beyond else _candidates(keys, tune, cell)):
             tag = "-".join(_value_tag(k, v) for k, v in cand.items())
             for seed in tune_seeds:
                 run_id = f"{cell.id}-{tag}-s{seed}"
                 ov = _cell_overrides(overrides, cell) + cell.overrides() + [f"{k}={v}" for k, v in cand.items()] + [f"seed={seed}"]
                 info = dict(cell.as_dict(), cell=cell.id, seed=seed, candidate=cand, phase="tune")
+                if beyond:
+                    info["beyond_grid"] = True
                 info.pop("id")
                 jobs.append(Job(run_id, Path(out) / "tune" / run_id, preset, ov, info, metric,
                                 record_dir=Path(out) / "records" / "tune" / run_id))
     return jobs
 
 
-def choose_tuned(cells: list[Cell], tune: dict, records: list[dict], direction: str) -> dict[str, dict]:
-    """Pick each tunable cell's best candidate from its tuning ``records``.
+def _step_beyond(values: list, chosen):
+    """One step past ``chosen`` if it is the smallest or the largest of ``values`` (3 or more
+    positive numbers), by the ratio to its neighbour (a geometric grid 0.1, 1, 10 continues
+    with 0.01 or 100; integers stay integers); ``None`` if ``chosen`` lies inside."""
+    if len(set(values)) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                       for v in list(values) + [chosen]):
+        return None
+    nums = sorted({float(v) for v in values})
+    c = float(chosen)
+    if c == nums[0]:
+        nxt = c * c / nums[1]
+    elif c == nums[-1]:
+        nxt = c * c / nums[-2]
+    else:
+        return None
+    if all(isinstance(v, int) for v in values):
+        nxt = int(round(nxt))
+        return None if nxt == chosen or nxt <= 0 else nxt
+    return float(f"{nxt:.3g}")
+
+
+def edge_candidates(cells: list[Cell], tune: dict, tuning: dict, extra: dict) -> dict[str, dict]:
+    """``{cell_id: candidate}`` for each cell tuned over one key whose choice is the smallest or
+    the largest value tried (the grid's and those in ``extra``): the next value beyond it."""
+    out = {}
+    for cell in cells:
+        keys = _tune_keys(cell, tune)
+        chosen = (tuning.get(cell.id) or {}).get("chosen")
+        if len(keys) != 1 or not chosen:
+            continue
+        key = keys[0]
+        tried = list(_tune_values(cell, key, tune)) + [c[key] for c in extra.get(cell.id, [])]
+        nxt = _step_beyond(tried, chosen[key])
+        if nxt is not None and nxt not in tried:
+            out[cell.id] = {key: nxt}
+    return out
+
+
+def choose_tuned(cells: list[Cell], tune: dict, records: list[dict], direction: str,
+                 extra: dict | None = None) -> dict[str, dict]:
+    """Pick each tunable cell's best candidate from its tuning ``records``; ``extra``
+    (``{cell_id: [candidates]}``) adds the values tried beyond the grid, listed after it.
 
     Score of a candidate: the mean final main metric over its tuning seeds, where a run without a
     finite final value (diverged, failed, not evaluated) counts as +inf for ``direction="min"``
@@ -296,7 +343,7 @@ def choose_tuned(cells: list[Cell], tune: dict, records: list[dict], direction: 
         if not keys:
             continue
         cands = []
-        for cand in _candidates(keys, tune, cell):
+        for cand in _candidates(keys, tune, cell) + list((extra or {}).get(cell.id, [])):
             mine = [r for r in records if r.get("info", {}).get("cell") == cell.id
                     and r.get("info", {}).get("candidate") == cand]
             scores = [r["final"] if isinstance(r.get("final"), (int, float)) and math.isfinite(r["final"]) else worst
@@ -402,7 +449,8 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
              seeds: int = 3, steps: int | None = None, overrides: list[str] | None = None,
              tune: dict | None = None, tune_seeds: int = 1, metric: str | None = None,
              executor=None, on_record=None, command: str | None = None, seed_base: int = 0,
-             tune_overrides: list[str] | None = None, share=()) -> dict:
+             tune_overrides: list[str] | None = None, share=(), extend: int = 0,
+             replace_retuned: bool = False) -> dict:
     """Train the grid (tuning first if ``tune``), write ``results.json`` and ``table.md``; return the results.
 
     Args:
@@ -424,6 +472,14 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
             with no record of its own whose config equals a complete run recorded under
             ``SHARE/records/`` with the same run id is not trained; its record is copied (see
             :func:`robustgan.experiments.records.adopt_shared`).
+        extend: rounds of tuning past the grid's edge: a cell tuned over one key whose best value
+            is the smallest or the largest tried gets one more candidate beyond it (0.1 -> 0.01,
+            1000 -> 10000; see :func:`edge_candidates`), trained with the tuning seeds, and the
+            choice is made again; up to ``extend`` times (default 0: the grid only).
+        replace_retuned: an evaluation run recorded with another value of a tuned key (the choice
+            moved, e.g. after ``extend``) is set aside, not refused: its record moves to
+            ``records/superseded/`` and its run folder to ``runs/<run_id>.superseded``, and it
+            trains again with the new value. Any other difference is still refused.
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
@@ -462,15 +518,78 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
         share_records(tjobs, share, "tune")
         file.run(tjobs, executor, "tuning_runs", on_record)
         results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction)
+        extra: dict = {}
+        for _ in range(extend):
+            new = edge_candidates(cells, tune, results["tuning"], extra)
+            if not new:
+                break
+            for cid, cand in new.items():
+                extra.setdefault(cid, []).append(cand)
+            xjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
+                                metric, candidates={cid: [cand] for cid, cand in new.items()})
+            share_records(xjobs, share, "tune")
+            file.run(xjobs, executor, "tuning_runs", on_record)
+            results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction, extra)
+        results["tuned_beyond_grid"] = extra
         tuned = {cid: t["chosen"] for cid, t in results["tuning"].items() if t["chosen"]}
         for c in results["cells"]:
             c["tuned"] = tuned.get(c["id"])
         file.save()
     mjobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric)
+    if replace_retuned:
+        supersede_retuned(mjobs, list(tune))
     share_records(mjobs, share, "eval")
     file.run(mjobs, executor, "runs", on_record)
     file.write_table(tables_markdown(results))
     return results
+
+
+def supersede_retuned(jobs: list[Job], tuned_keys: list[str]) -> list[str]:
+    """Set aside each job's earlier run whose config differs from the job's only in tuned keys:
+    its stored record moves to ``records/superseded/<run_id>/`` and its run folder to
+    ``runs/<run_id>.superseded`` (each replacing an older one), so the job trains again. Returns
+    the run ids set aside; prints one line for each."""
+    import shutil
+
+    import yaml
+
+    from .records import read_stored
+    from .results import read_result
+
+    def retuned(saved) -> bool:
+        if not saved:
+            return False
+        diffs = config_differences(saved, cfg, ignore=MACHINE_KEYS)
+        return bool(diffs) and all(d.split(":", 1)[0] in tuned_keys for d in diffs)
+
+    moved = []
+    for job in jobs:
+        cfg = job.config()
+        run_dir = Path(job.run_dir)
+        done = read_result(run_dir)
+        saved_run = (done or {}).get("config") if done else (
+            yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else None)
+        stored = read_stored(job.record_dir) if job.record_dir else None
+        hit = False
+        if stored is not None and retuned(stored.get("config")):
+            aside = Path(job.record_dir).parent.parent / "superseded" / job.run_id
+            if aside.exists():
+                shutil.rmtree(aside)
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(job.record_dir), str(aside))
+            hit = True
+        if retuned(saved_run):
+            aside = run_dir.with_name(run_dir.name + ".superseded")
+            if aside.exists():
+                shutil.rmtree(aside)
+            shutil.move(str(run_dir), str(aside))
+            hit = True
+        if hit:
+            changed = [d for d in config_differences((stored or {}).get("config") or saved_run, cfg, ignore=MACHINE_KEYS)]
+            print(f"{job.run_id}: the tuned value changed ({'; '.join(changed)}); its earlier run is set aside "
+                  f"(records/superseded/) and it trains again", flush=True)
+            moved.append(job.run_id)
+    return moved
 
 
 def share_records(jobs: list[Job], share, phase: str) -> int:
@@ -511,6 +630,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tune KEY per cell over the candidates, e.g. reg.lam=0.1,1,10, or reg.lam=default "
                              "(each cell's default weight x 0.1, 1, 10); repeatable")
     parser.add_argument("--tune-seeds", type=int, default=1, help="tuning seeds per candidate (default 1)")
+    parser.add_argument("--extend-edges", type=int, default=0, metavar="N",
+                        help="when a cell's best value is the smallest or largest tried, try one more beyond it, "
+                             "up to N times (default 0)")
     parser.add_argument("--metric", default=None,
                         help="main metric (default fd for images, w1 for 2-D data); e.g. kid, modes_covered")
     add_executor_arguments(parser)
@@ -538,6 +660,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_grid(args.preset, args.out, losses=args.losses, regs=args.regs, attacks=args.attacks,
                        targets=args.targets, seeds=args.seeds, steps=args.steps, overrides=list(args.overrides),
                        tune=tune, tune_seeds=args.tune_seeds, metric=args.metric, executor=executor,
+                       extend=args.extend_edges,
                        on_record=print_progress(len(jobs) + len(tjobs)), command=command_line(args, "grid"))
     statuses = [r["status"] for r in results["runs"]]
     print(f"{statuses.count('complete')} complete, {statuses.count('diverged')} diverged, "

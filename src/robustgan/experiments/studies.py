@@ -39,6 +39,8 @@ __all__ = ["Part", "SweepPart", "Study", "STUDIES", "part_jobs", "run_study", "l
 
 #: the tuning grid of the Table 1 and 2-D studies: every weight, and the instance-noise sigma
 WIDE_TUNE = {"reg.lam": [0.1, 1, 10, 100, 1000], "reg.sigma": [0.05, 0.1, 0.2]}
+#: a choice at the grid's edge is tuned further, up to this many steps beyond it (0.1 -> 0.01 -> 0.001)
+EXTEND = 2
 PINNED = ("train.amp=none",)
 BUDGET_SEED = 2000
 
@@ -59,6 +61,7 @@ class Part:
     tune_overrides: tuple = ()
     seed_base: int = 0
     role: str = "study"  # "budget": runs that chose the budget; "study": the evidence itself
+    extend: int = 0  # rounds of tuning past the grid's edge (run_grid's ``extend``)
     attacks: tuple = ("fgm",)
     targets: tuple = ("discriminator",)
 
@@ -115,7 +118,7 @@ def _table1() -> Study:
                   PINNED + ("log.eval_every=500",), seed_base=BUDGET_SEED, role="budget")]
     for loss in ("gan", "wgan", "lsgan", "rpgan"):
         parts.append(Part(loss, "fmnist-dcgan", (loss,), TABLE1_REGS, 3, TABLE1_STEPS, base, dict(WIDE_TUNE),
-                          tune_overrides=("log.eval_every=0",)))
+                          tune_overrides=("log.eval_every=0",), extend=EXTEND))
     return Study("table1", "Table 1 at CPU scale: Fashion-MNIST, DCGAN width 32 with the pooled-feature head",
                  tuple(parts), "fd", ("kid_mean",), ("precision", "recall"),
                  budget_note=f"{TABLE1_STEPS} steps (see the budget curves)")
@@ -135,7 +138,8 @@ def _toy() -> Study:
                   role="budget")]
     for data in ("8gaussians", "25gaussians"):
         parts.append(Part(data, "toy-8gaussians", ("gan", "lsgan", "wgan", "rpgan"), TOY_REGS, 10, TOY_STEPS,
-                          base + (f"data.name={data}",), dict(WIDE_TUNE), tune_overrides=("log.eval_every=0",)))
+                          base + (f"data.name={data}",), dict(WIDE_TUNE), tune_overrides=("log.eval_every=0",),
+                          extend=EXTEND))
     return Study("toy", "2-D mixtures of 8 and 25 Gaussians, MLP pair", tuple(parts), "w1",
                  ("high_quality_fraction",), ("modes_covered",),
                  budget_note=f"{TOY_STEPS} steps (see the budget curves)")
@@ -144,7 +148,8 @@ def _toy() -> Study:
 def _table4() -> Study:
     base = PINNED + ("log.eval_every=1000",)
     part = Part("gan", "fmnist-dcgan", ("gan",), ("none", "gp", "ar", "rfm"), 3, TABLE1_STEPS, base,
-                {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",), targets=("loss",))
+                {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",), targets=("loss",),
+                extend=EXTEND)
     return Study("table4", "Table 4 at CPU scale: the robust loss (penalties on f o D), gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none", "gp"),
                  budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"),
@@ -155,7 +160,7 @@ def _appf() -> Study:
     base = PINNED + ("log.eval_every=1000",)
     part = Part("gan", "fmnist-dcgan", ("gan",), ("none", "ar", "rfm"), 3, TABLE1_STEPS, base,
                 {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",),
-                attacks=("fgsm", "pgd", "cw"))
+                attacks=("fgsm", "pgd", "cw"), extend=EXTEND)
     return Study("appF", "Appendix F at CPU scale: AR and RFM with FGSM, PGD and CW attacks, gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none",),
                  budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"),
@@ -223,7 +228,8 @@ def run_study(study: Study, root: str | Path = "studies", parts: list[str] | Non
                             attacks=part.attacks, targets=part.targets, seeds=part.seeds, seed_base=part.seed_base, steps=part.steps,
                             overrides=list(part.overrides), tune=dict(part.tune), tune_seeds=part.tune_seeds,
                             tune_overrides=list(part.tune_overrides), executor=executor, on_record=on_record,
-                            share=[Path(root) / s / p for s, p in study.share],
+                            share=[Path(root) / s / p for s, p in study.share], extend=part.extend,
+                            replace_retuned=True,
                             command=f"robustgan study run {study.name} --part {part.name}"))
     return out
 
@@ -459,10 +465,22 @@ def tuning_table(study: Study, data: PartData) -> Table | None:
         cand = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in (info.get("candidate") or {}).items())
         v = r.get("final") if r.get("status") == "complete" else None
         scores.setdefault(info.get("cell"), []).append((cand, v, r.get("status")))
+    tried: dict = {}  # cell -> key -> the values its candidates took
+    for r in data.tune_records:
+        for k, v in ((r.get("info") or {}).get("candidate") or {}).items():
+            tried.setdefault(r["info"].get("cell"), {}).setdefault(k, set()).add(v)
     chosen = {}
+    edge = False
     for c in (data.results or {}).get("cells", []):
         if c.get("tuned"):
-            chosen[c["id"]] = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in c["tuned"].items())
+            parts = []
+            for k, v in c["tuned"].items():
+                values = tried.get(c["id"], {}).get(k, set())
+                side = ("largest" if v == max(values) else "smallest" if v == min(values) else None) \
+                    if len(values) > 2 else None
+                edge = edge or side is not None
+                parts.append(f"{k.split('.')[-1]}={v}" + (f" ({side} tried)" if side else ""))
+            chosen[c["id"]] = ", ".join(parts)
     rows = []
     for cell, cands in scores.items():
         shown = "; ".join(f"{c}: {format_value(v, 3) if v is not None else s}" for c, v, s in cands)
@@ -470,7 +488,11 @@ def tuning_table(study: Study, data: PartData) -> Table | None:
     seeds = data.part.tune_seeds
     return Table(f"{data.part.name}: tuning (final {study.metric}, {seeds} tuning seed{'s' * (seeds > 1)} "
                  f"from 1000, never an evaluation seed)", ["cell", "chosen", "candidates"], rows,
-                 "A diverged candidate counts as the worst value; ties go to the first listed.")
+                 "A diverged candidate counts as the worst value; ties go to the first listed."
+                 + (f" A choice at the grid's edge was tuned further, up to {data.part.extend} steps beyond it."
+                    if getattr(data.part, "extend", 0) else "")
+                 + (" A value marked largest or smallest tried lies at the edge of what was tried: a wider "
+                    "search might find a better one." if edge else ""))
 
 
 def budget_table(study: Study, data: PartData) -> Table:
@@ -511,7 +533,9 @@ def cost_table(study: Study, parts: list[PartData]) -> Table:
         total += t + e
         cpus = sorted({(r.get("machine") or {}).get("cpu", "?") + " " + (r.get("machine") or {}).get("cpu_capability", "")
                        for r in own_tune + own_eval})
-        rows.append([d.part.name, f"{len(d.tune_records)}/{d.planned_tune}", f"{len(d.eval_records)}/{d.planned_eval}",
+        beyond = sum(1 for r in d.tune_records if (r.get("info") or {}).get("beyond_grid"))
+        tuned = f"{len(d.tune_records) - beyond}/{d.planned_tune}" + (f" + {beyond} beyond the grid" if beyond else "")
+        rows.append([d.part.name, tuned, f"{len(d.eval_records)}/{d.planned_eval}",
                      f"{t / 3600:.2f}", f"{e / 3600:.2f}", "; ".join(c.strip() for c in cpus)])
     note = (f"Wall time of each run's last attempt, one thread per run, two runs at a time on 2 cores; "
             f"{total / 3600:.2f} hours in all.")
