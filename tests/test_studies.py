@@ -319,6 +319,8 @@ def test_tuning_goes_past_the_edge_and_replaces_runs_of_the_old_choice(tmp_path,
     study = Study("s", "edge", (part,), "w1", (), robust=(), baselines=("gp",))
     shutil.copytree(out, tmp_path / "root" / "s" / "gan")
     data = studies.load_part(tmp_path / "root", study, part)
-    assert studies.cost_table(study, [data]).rows[0][1] == "3/3 + 2 beyond the grid"
+    cost = studies.cost_table(study, [data])
+    assert cost.rows[0][1] == "3/3 + 2 beyond the grid"
+    assert "Not in these figures: 2 evaluation runs of an earlier tuned value (0.00 CPU-hours)" in cost.note
     table = studies.tuning_table(study, data)
     assert table.rows[0][1] == "lam=0.001 (smallest tried)" and "up to 2 steps beyond" in table.note

@@ -244,6 +244,7 @@ class PartData:
     results: dict | None
     planned_tune: int
     planned_eval: int
+    superseded: list = field(default_factory=list)  # evaluation runs of an earlier tuned value
 
 
 def load_part(root: str | Path, study: Study, part: Part) -> PartData:
@@ -252,7 +253,8 @@ def load_part(root: str | Path, study: Study, part: Part) -> PartData:
     tjobs, ejobs = part_jobs(root, study, part)
     results = read_json(folder / "results.json") if (folder / "results.json").is_file() else None
     return PartData(part, folder, stored_records(folder / "records" / "tune"),
-                    stored_records(folder / "records" / "eval"), results, len(tjobs), len(ejobs))
+                    stored_records(folder / "records" / "eval"), results, len(tjobs), len(ejobs),
+                    stored_records(folder / "records" / "superseded"))
 
 
 def _value(record: dict, key: str):
@@ -539,6 +541,11 @@ def cost_table(study: Study, parts: list[PartData]) -> Table:
                      f"{t / 3600:.2f}", f"{e / 3600:.2f}", "; ".join(c.strip() for c in cpus)])
     note = (f"Wall time of each run's last attempt, one thread per run, two runs at a time on 2 cores; "
             f"{total / 3600:.2f} hours in all.")
+    aside = [r for d in parts for r in d.superseded]
+    if aside:
+        hours = sum(r.get("wall_time") or 0 for r in aside) / 3600
+        note += (f" Not in these figures: {len(aside)} evaluation runs of an earlier tuned value "
+                 f"({hours:.2f} CPU-hours), set aside in `records/superseded/` when the tuning moved.")
     if shared:
         names = ", ".join(f"{s} {p}" for s, p in study.share) or "another study"
         note += (f" {shared} recorded runs are identical runs of {names}, copied from there "
