@@ -324,3 +324,16 @@ def test_tuning_goes_past_the_edge_and_replaces_runs_of_the_old_choice(tmp_path,
     assert "Not in these figures: 2 evaluation runs of an earlier tuned value (0.00 CPU-hours)" in cost.note
     table = studies.tuning_table(study, data)
     assert table.rows[0][1] == "lam=0.001 (smallest tried)" and "up to 2 steps beyond" in table.note
+
+
+def test_progress_counts_runs_beyond_the_grid_apart(tmp_path, capsys):
+    report = executors.print_progress(2)
+    plain = executors.Job("a-s0", tmp_path / "a", "toy-8gaussians", [], {"phase": "eval"})
+    beyond = executors.Job("a-lam0.01-s1000", tmp_path / "b", "toy-8gaussians", [], {"beyond_grid": True})
+    rec = {"status": "complete", "metric": "w1", "final": 0.5, "wall_time": 2.0}
+    report(plain, rec, False)
+    report(beyond, rec, True)
+    report(plain, rec, True)
+    assert capsys.readouterr().out.splitlines() == [
+        "[1/2] a-s0: complete w1=0.5 (2.0 s)", "[+1] a-lam0.01-s1000: complete w1=0.5 (done before)",
+        "[2/2] a-s0: complete w1=0.5 (done before)"]

@@ -645,16 +645,22 @@ def executor_from_args(args):
 
 
 def print_progress(total: int) -> OnRecord:
-    """An ``on_record`` callback printing ``[k/total] run_id: status metric=value (time)``."""
-    state = {"n": 0}
+    """An ``on_record`` callback printing ``[k/total] run_id: status metric=value (time)``; runs
+    not in the plan (tuning past a grid's edge) print as ``[+k]``."""
+    state = {"n": 0, "beyond": 0}
 
     def report(job: Job, record: dict, reused: bool) -> None:
-        state["n"] += 1
+        if (job.info or {}).get("beyond_grid"):
+            state["beyond"] += 1
+            where = f"+{state['beyond']}"
+        else:
+            state["n"] += 1
+            where = f"{state['n']}/{total}"
         value = record.get("final")
         shown = f" {record.get('metric')}={value:.4g}" if isinstance(value, (int, float)) else ""
         extra = " (done before)" if reused else f" ({record.get('wall_time', 0):.1f} s)"
         err = f": {record['error']}" if record.get("error") else ""
-        print(f"[{state['n']}/{total}] {job.run_id}: {record.get('status')}{shown}{extra}{err}", flush=True)
+        print(f"[{where}] {job.run_id}: {record.get('status')}{shown}{extra}{err}", flush=True)
 
     return report
 
