@@ -166,18 +166,25 @@ def config_differences(a: dict, b: dict, ignore: tuple[str, ...] = ("out",)) -> 
     return diffs
 
 
+def saved_config(run_dir: str | Path) -> dict | None:
+    """The config a run folder was trained with: ``result.json``'s if the run finished, else
+    ``config.yaml``'s; ``None`` if the folder holds neither."""
+    run_dir = Path(run_dir)
+    record = read_result(run_dir)
+    if record is not None:
+        return record.get("config")
+    if (run_dir / "config.yaml").is_file():
+        return yaml.safe_load((run_dir / "config.yaml").read_text())
+    return None
+
+
 def check_run_dir(job: Job, cfg: dict) -> None:
     """Raise ValueError if ``job.run_dir`` already holds a run with a different config.
 
     The saved config is the one in ``result.json`` if the run finished, else ``config.yaml``.
     """
     run_dir = Path(job.run_dir)
-    places = []
-    record = read_result(run_dir)
-    if record is not None:
-        places.append((run_dir, record.get("config"), "that run directory"))
-    elif (run_dir / "config.yaml").is_file():
-        places.append((run_dir, yaml.safe_load((run_dir / "config.yaml").read_text()), "that run directory"))
+    places = [(run_dir, saved_config(run_dir), "that run directory")]
     stored = read_stored(job.record_dir) if job.record_dir else None
     if stored is not None:
         places.append((Path(job.record_dir), stored.get("config"), "that record"))

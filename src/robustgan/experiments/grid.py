@@ -44,8 +44,8 @@ from pathlib import Path
 from .driver import (ResultsFile, command_line, csv_list, main_metric, override_key, print_jobs,
                      standalone_main)
 from .executors import (MACHINE_KEYS, Job, add_executor_arguments, config_differences, executor_from_args,
-                        print_progress)
-from .records import adopt_shared
+                        print_progress, saved_config)
+from .records import adopt_shared, read_stored
 from .results import RESULT_FILE, Table, format_mean_std, format_value, mean_std
 
 __all__ = [
@@ -551,11 +551,6 @@ def supersede_retuned(jobs: list[Job], tuned_keys: list[str]) -> list[str]:
     the run ids set aside; prints one line for each."""
     import shutil
 
-    import yaml
-
-    from .records import read_stored
-    from .results import read_result
-
     def retuned(saved) -> bool:
         if not saved:
             return False
@@ -566,9 +561,7 @@ def supersede_retuned(jobs: list[Job], tuned_keys: list[str]) -> list[str]:
     for job in jobs:
         cfg = job.config()
         run_dir = Path(job.run_dir)
-        done = read_result(run_dir)
-        saved_run = (done or {}).get("config") if done else (
-            yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else None)
+        saved_run = saved_config(run_dir)
         stored = read_stored(job.record_dir) if job.record_dir else None
         hit = False
         if stored is not None and retuned(stored.get("config")):
@@ -585,7 +578,7 @@ def supersede_retuned(jobs: list[Job], tuned_keys: list[str]) -> list[str]:
             shutil.move(str(run_dir), str(aside))
             hit = True
         if hit:
-            changed = [d for d in config_differences((stored or {}).get("config") or saved_run, cfg, ignore=MACHINE_KEYS)]
+            changed = config_differences((stored or {}).get("config") or saved_run, cfg, ignore=MACHINE_KEYS)
             print(f"{job.run_id}: the tuned value changed ({'; '.join(changed)}); its earlier run is set aside "
                   f"(records/superseded/) and it trains again", flush=True)
             moved.append(job.run_id)
