@@ -478,8 +478,9 @@ def tuning_table(study: Study, data: PartData) -> Table | None:
             parts = []
             for k, v in c["tuned"].items():
                 values = tried.get(c["id"], {}).get(k, set())
+                numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
                 side = ("largest" if v == max(values) else "smallest" if v == min(values) else None) \
-                    if len(values) > 2 else None
+                    if len(values) > 2 and numeric else None
                 edge = edge or side is not None
                 parts.append(f"{k.split('.')[-1]}={v}" + (f" ({side} tried)" if side else ""))
             chosen[c["id"]] = ", ".join(parts)
@@ -492,7 +493,7 @@ def tuning_table(study: Study, data: PartData) -> Table | None:
                  f"from 1000, never an evaluation seed)", ["cell", "chosen", "candidates"], rows,
                  "A diverged candidate counts as the worst value; ties go to the first listed."
                  + (f" A choice at the grid's edge was tuned further, up to {data.part.extend} steps beyond it."
-                    if getattr(data.part, "extend", 0) else "")
+                    if data.part.extend else "")
                  + (" A value marked largest or smallest tried lies at the edge of what was tried: a wider "
                     "search might find a better one." if edge else ""))
 
