@@ -42,12 +42,16 @@ def store_record(record_dir: str | Path, record: dict, run_dir: str | Path | Non
         raise ValueError(f"only {' and '.join(KEPT_STATUSES)} runs are stored, not {record.get('status')!r}")
     path = write_json_atomic(record_dir / RESULT_FILE, record)
     if run_dir is not None:
-        latest = Path(run_dir) / "samples" / "latest.png"
-        if latest.is_file():
-            tmp = record_dir / f".{SAMPLES_FILE}.tmp"
-            shutil.copyfile(latest, tmp)
-            tmp.replace(record_dir / SAMPLES_FILE)
+        _copy_samples(Path(run_dir) / "samples" / "latest.png", record_dir)
     return path
+
+
+def _copy_samples(png: Path, record_dir: Path) -> None:
+    """Copy the sample grid ``png`` (if it exists) to ``record_dir/samples.png``, atomically."""
+    if png.is_file():
+        tmp = record_dir / f".{SAMPLES_FILE}.tmp"
+        shutil.copyfile(png, tmp)
+        tmp.replace(record_dir / SAMPLES_FILE)
 
 
 def read_stored(record_dir: str | Path) -> dict | None:
@@ -90,10 +94,7 @@ def adopt_shared(record_dir: str | Path, config: dict, sources, differences) -> 
         if differences(record.get("config") or {}, config):
             continue
         record_dir.mkdir(parents=True, exist_ok=True)
-        if (source / SAMPLES_FILE).is_file():
-            tmp = record_dir / f".{SAMPLES_FILE}.tmp"
-            shutil.copyfile(source / SAMPLES_FILE, tmp)
-            tmp.replace(record_dir / SAMPLES_FILE)
+        _copy_samples(source / SAMPLES_FILE, record_dir)
         write_json_atomic(record_dir / RESULT_FILE, dict(record, shared_from=record.get("shared_from") or str(source)))
         return source
     return None
