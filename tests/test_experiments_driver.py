@@ -72,3 +72,52 @@ def test_grid_and_sweep_refuse_a_bad_out_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "is a file" in err and "\n" not in err
     assert afile.read_text() == "not a folder"
+
+
+class StopAfter:
+    """Records the first ``n`` jobs, then stops as an interrupted run does."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def run(self, jobs, on_record):
+        for job in jobs[: self.n]:
+            on_record(job, {"run_id": job.run_id, "status": "complete", "final": 2.0}, False)
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_rerun_keeps_the_earlier_records_it_has_not_reached(tmp_path):
+    path = tmp_path / "results.json"
+    jobs = [SimpleNamespace(run_id=f"r{i}") for i in range(3)]
+    first = ResultsFile(path, {"kind": "grid", "runs": []}, carry=("runs",))
+    assert first.earlier is None
+    first.run(jobs, BackwardsExecutor(), "runs")
+    first.close()
+    again = ResultsFile(path, {"kind": "grid", "runs": []}, carry=("runs",))
+    assert [r["run_id"] for r in again.earlier["runs"]] == ["r0", "r1", "r2"]
+    with pytest.raises(KeyboardInterrupt):
+        again.run(jobs, StopAfter(1), "runs")
+    on_disk = json.loads(path.read_text())
+    # r0 is this rerun's record, r1 and r2 the earlier ones (r2 diverged before): nothing is lost
+    assert [(r["run_id"], r["status"]) for r in on_disk["runs"]] == [("r0", "complete"), ("r1", "complete"),
+                                                                      ("r2", "diverged")]
+    assert on_disk["runs"][0]["final"] == 2.0 and again.results["runs"] == [on_disk["runs"][0]]
+    again.forget(["r2"])
+    again.save()
+    assert [r["run_id"] for r in json.loads(path.read_text())["runs"]] == ["r0", "r1"]
+    again.close()  # the rerun is over: only its own records stay
+    assert [r["run_id"] for r in json.loads(path.read_text())["runs"]] == ["r0"]
+
+
+def test_an_earlier_file_of_another_kind_or_unreadable_is_not_carried(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"kind": "sweep", "runs": [{"run_id": "x"}]}))
+    file = ResultsFile(path, {"kind": "grid", "runs": []}, carry=("runs",))
+    assert file.earlier is None
+    file.save()
+    assert json.loads(path.read_text())["runs"] == []
+    path.write_text("{not json")
+    file = ResultsFile(path, {"kind": "grid", "runs": []}, carry=("runs",))
+    assert file.earlier is None
+    file.save()
+    assert json.loads(path.read_text())["kind"] == "grid"

@@ -337,3 +337,28 @@ def test_progress_counts_runs_beyond_the_grid_apart(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "[1/2] a-s0: complete w1=0.5 (2.0 s)", "[+1] a-lam0.01-s1000: complete w1=0.5 (done before)",
         "[2/2] a-s0: complete w1=0.5 (done before)"]
+
+
+def test_a_rerun_stopped_part_way_leaves_results_json_as_complete_as_before(tmp_path):
+    out = tmp_path / "g"
+    kw = dict(losses=["gan"], regs=["gp"], seeds=2, steps=20, overrides=TINY, tune={"reg.lam": [0.1, 1, 10]})
+    calls = []
+    grid.run_grid("toy-8gaussians", out, executor=LocalExecutor(inprocess=True, runner=_lam_runner(calls)), **kw)
+    before = json.loads((out / "results.json").read_text())
+    assert len(before["tuning_runs"]) == 3 and len(before["runs"]) == 2
+
+    def stop_beyond_the_edge(job):  # the rerun tunes past the edge first, and is stopped there
+        if job.run_id == "gan-gp-lam0.01-s1000":
+            raise KeyboardInterrupt
+        return _lam_runner(calls)(job)
+
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        grid.run_grid("toy-8gaussians", out, executor=LocalExecutor(inprocess=True, runner=stop_beyond_the_edge),
+                      extend=1, **kw)
+    assert calls == []  # every recorded run was skipped, and the stop came before the evaluation runs
+    after = json.loads((out / "results.json").read_text())
+    key = lambda runs: sorted((r["run_id"], r["final"]) for r in runs)  # noqa: E731
+    assert key(after["tuning_runs"]) == key(before["tuning_runs"])
+    assert key(after["runs"]) == key(before["runs"])
+    assert after["tuning"] == before["tuning"] and after["cells"] == before["cells"]

@@ -5,6 +5,12 @@ builds its jobs, then runs them through a :class:`ResultsFile`: each run's recor
 earlier record of the same run, ``results.json`` is rewritten atomically after every record (so an
 interrupted experiment leaves a readable file), and at the end the records are in job order and
 ``table.md`` is written beside it.
+
+A rerun in a folder that already has a ``results.json`` (to add seeds, to resume, to skip what is
+recorded) keeps that file whole while it goes: until the rerun has visited a run, the file still
+lists the run's earlier record, so stopping a rerun half-way never leaves a file that knows less
+than before it started. When the rerun ends (:meth:`ResultsFile.close`), the file holds exactly
+the runs of this rerun.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .results import default_metric, metric_direction, write_json_atomic
+from .results import default_metric, metric_direction, read_json, write_json_atomic
 
 __all__ = ["override_key", "main_metric", "ResultsFile", "print_jobs", "csv_list", "command_line",
            "standalone_main"]
@@ -41,18 +47,62 @@ class ResultsFile:
     """``results`` (a JSON-able dict) kept in the file ``path``, rewritten after every change.
 
     ``refresh(results)``, if given, is called before every write (the sweep re-ranks its setups).
+
+    ``carry`` names record lists (e.g. ``("runs",)``) whose earlier records, read from the file
+    ``path`` already holds (same ``kind``), are written after this run's records until this run
+    records the same run id, :meth:`forget` drops them or :meth:`close` ends the carrying; the
+    in-memory ``results`` never hold them. :attr:`earlier` is that file's content (``None`` if there
+    was none, or it was unreadable or of another kind).
     """
 
-    def __init__(self, path: str | Path, results: dict, refresh: Callable[[dict], None] | None = None):
+    def __init__(self, path: str | Path, results: dict, refresh: Callable[[dict], None] | None = None,
+                 carry: tuple[str, ...] = ()):
         self.path = Path(path)
         self.results = results
         self.refresh = refresh
+        self.earlier = self._read_earlier()
+        self._carried = {key: [r for r in (self.earlier or {}).get(key) or [] if isinstance(r, dict)]
+                         for key in carry} if self.earlier else {}
+
+    def _read_earlier(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        try:
+            earlier = read_json(self.path)
+        except ValueError:
+            return None  # unreadable: nothing to keep; it is rewritten whole
+        if not isinstance(earlier, dict) or earlier.get("kind") != self.results.get("kind"):
+            return None
+        return earlier
+
+    def view(self) -> dict:
+        """What is written: ``results``, with the earlier records still carried after each list."""
+        if not any(self._carried.values()):
+            return self.results
+        out = dict(self.results)
+        for key, earlier in self._carried.items():
+            mine = list(out.get(key) or [])
+            seen = {r.get("run_id") for r in mine}
+            out[key] = mine + [r for r in earlier if r.get("run_id") not in seen]
+        return out
+
+    def forget(self, run_ids) -> None:
+        """Stop carrying the earlier records of ``run_ids`` (e.g. runs set aside to train again)."""
+        drop = set(run_ids)
+        for key, earlier in self._carried.items():
+            self._carried[key] = [r for r in earlier if r.get("run_id") not in drop]
 
     def save(self) -> None:
+        view = self.view()
         if self.refresh:
-            self.refresh(self.results)
-        self.results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json_atomic(self.path, self.results)
+            self.refresh(view)
+        view["updated"] = self.results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json_atomic(self.path, view)
+
+    def close(self) -> None:
+        """The experiment has visited every run: stop carrying earlier records and save."""
+        self._carried = {}
+        self.save()
 
     def run(self, jobs: list, executor=None, key: str = "runs", on_record=None) -> None:
         """Run ``jobs`` on ``executor`` (default: one local subprocess at a time), keeping their

@@ -503,7 +503,9 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
         "tune_overrides": list(tune_overrides or []),
         "cells": [dict(c.as_dict(), tuned=None) for c in cells], "tuning": {}, "tuning_runs": [], "runs": [],
     }
-    file = ResultsFile(out / "results.json", results)
+    file = ResultsFile(out / "results.json", results, carry=("tuning_runs", "runs"))
+    if tune and file.earlier:
+        _keep_earlier_choices(results, file.earlier)
 
     # Every config is resolved (and every run folder checked) before the first run starts.
     tjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
@@ -537,11 +539,25 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
         file.save()
     mjobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric)
     if replace_retuned:
-        supersede_retuned(mjobs, list(tune))
+        file.forget(supersede_retuned(mjobs, list(tune)))
     share_records(mjobs, share, "eval")
     file.run(mjobs, executor, "runs", on_record)
+    file.close()
     file.write_table(tables_markdown(results))
     return results
+
+
+def _keep_earlier_choices(results: dict, earlier: dict) -> None:
+    """Until this run's tuning has chosen again, ``results`` shows the choices the earlier
+    ``results.json`` recorded (for the cells both have), so a rerun stopped during tuning leaves
+    the tuned values in the file. The tuning overwrites them all."""
+    cells = {c["id"] for c in results["cells"]}
+    results["tuning"] = {cid: t for cid, t in (earlier.get("tuning") or {}).items() if cid in cells}
+    results["tuned_beyond_grid"] = {cid: v for cid, v in (earlier.get("tuned_beyond_grid") or {}).items()
+                                    if cid in cells}
+    before = {c.get("id"): c.get("tuned") for c in earlier.get("cells") or [] if isinstance(c, dict)}
+    for c in results["cells"]:
+        c["tuned"] = before.get(c["id"])
 
 
 def supersede_retuned(jobs: list[Job], tuned_keys: list[str]) -> list[str]:

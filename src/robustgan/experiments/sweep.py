@@ -429,9 +429,10 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
         results["setups"], results["summary"] = rank_setups(drawn, methods, results["runs"], direction,
                                                             pool.left_start)
 
-    file = ResultsFile(out / "results.json", results, refresh=rank)
+    file = ResultsFile(out / "results.json", results, refresh=rank, carry=("runs",))
     file.save()
     file.run(jobs, executor, "runs", on_record)
+    file.close()
     file.write_table(tables_markdown(results))
     return results
 
