@@ -362,3 +362,42 @@ def test_a_rerun_stopped_part_way_leaves_results_json_as_complete_as_before(tmp_
     assert key(after["tuning_runs"]) == key(before["tuning_runs"])
     assert key(after["runs"]) == key(before["runs"])
     assert after["tuning"] == before["tuning"] and after["cells"] == before["cells"]
+
+
+# ------------------------------------------------------------------------------ the sweep's start
+def test_table2_start_part_trains_the_same_setups_one_step():
+    study = studies.get_study("table2")
+    start, sweep = study.parts
+    _, sjobs = studies.part_jobs("studies", study, start)
+    _, ejobs = studies.part_jobs("studies", study, sweep)
+    assert [j.info["factors"] for j in sjobs] == [j.info["factors"] for j in ejobs if j.info["method"] == "none"]
+    for s, e in zip(sjobs, [j for j in ejobs if j.info["method"] == "none"]):
+        sc, ec = s.config(), e.config()
+        assert sc["train"]["steps"] == 1 and ec["train"]["steps"] == 1500
+        assert sc["model"] == ec["model"] and sc["optim"] == ec["optim"] and sc["loss"] == ec["loss"]
+
+
+def test_the_start_table_lists_each_setup_against_the_threshold(tmp_path):
+    start = studies.SweepPart("start", "cpu", 3, ("none",), overrides=studies.START_OVERRIDES, role="start")
+    study = Study("t2", "start only", (start,), "fd", ("kid_mean",))
+    scores = iter([600.0, 500.0, 800.0])
+    calls = []
+
+    def runner(job):
+        calls.append(job.run_id)
+        cfg = job.config()
+        assert cfg["train"]["steps"] == 1
+        final = next(scores)
+        record = {"run_id": job.run_id, "info": job.info, "status": "complete", "config": cfg, "final": final,
+                  "metrics": {"fd": final}, "evals": [], "wall_time": 1.0}
+        executors.save_record(job, record)
+        return record
+
+    studies.run_study(study, tmp_path, executor=LocalExecutor(inprocess=True, runner=runner))
+    assert calls == ["setup00-none", "setup01-none", "setup02-none"]
+    text = studies.summary_markdown(study, tmp_path)
+    assert "start: fd of each setup after one step (seed 0)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| setup0")]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["600", "500", "800"]
+    # the best start (500) is 2.0x the cpu pool's threshold of 250
+    assert "3 of 3 setups scored: 500 to 800" in text and "below 250, 2.0x below the best start here" in text

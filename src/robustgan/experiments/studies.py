@@ -80,7 +80,7 @@ class SweepPart:
     methods: tuple
     seed: int = 0
     overrides: tuple = ()
-    role: str = "sweep"
+    role: str = "sweep"  # "start": the same setups after one step (the score a run has to leave)
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,15 @@ def _appf() -> Study:
                  share=(("table1", "gan"),))
 
 
+#: the overrides of a sweep's ``start`` part: one training step, so the final evaluation scores the
+#: generator as it starts (what "left the start" is measured against)
+START_OVERRIDES = ("train.steps=1", "log.checkpoint_every=1", "log.samples_every=1")
+
+
 def _table2() -> Study:
+    start = SweepPart("start", "cpu", 20, ("none",), overrides=START_OVERRIDES, role="start")
     part = SweepPart("cpu", "cpu", 20, ("none", "noise", "gp", "r1r2", "ar", "rfm"))
-    return Study("table2", "Table 2 at CPU scale: 20 setups of the cpu pool (Fashion-MNIST DCGAN)", (part,),
+    return Study("table2", "Table 2 at CPU scale: 20 setups of the cpu pool (Fashion-MNIST DCGAN)", (start, part),
                  "fd", ("kid_mean",))
 
 
@@ -523,6 +529,31 @@ def budget_table(study: Study, data: PartData) -> Table:
                  header, rows, f"Chosen budget: {study.budget_note}.")
 
 
+def start_table(study: Study, data: PartData) -> Table:
+    """Each setup's main metric after one training step, against the pool's ``left_start`` threshold."""
+    from .results import numeric
+    from .sweep import POOLS, _short
+
+    threshold = POOLS[data.part.pool].left_start
+    by_setup = {(r.get("info") or {}).get("setup"): r for r in data.eval_records}
+    rows, values = [], []
+    for s in data.results.get("setups") or []:
+        v = numeric((by_setup.get(s["id"]) or {}).get("final"))
+        if v is not None:
+            values.append(v)
+        rows.append([s["id"], _short(s["factors"]), format_value(v, 3) if v is not None else "to do"])
+    note = f"{len(values)} of {len(rows)} setups scored"
+    if values:
+        note += f": {format_value(min(values), 3)} to {format_value(max(values), 3)}"
+    if threshold is not None:
+        note += (f". A run of the sweep has left the start when its final {study.metric} is below "
+                 f"{format_value(threshold, 3)}")
+        if values:
+            note += f", {min(values) / threshold:.1f}x below the best start here"
+    return Table(f"{data.part.name}: {study.metric} of each setup after one step (seed {data.part.seed})",
+                 ["setup", "loss batch lr block width act norm", study.metric], rows, note + ".")
+
+
 def cost_table(study: Study, parts: list[PartData]) -> Table:
     rows = []
     total = 0.0
@@ -566,6 +597,9 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
         if isinstance(d.part, SweepPart):
             if d.results is None:
                 out += [f"### {d.part.name}: not run yet", ""]
+                continue
+            if d.part.role == "start":
+                out.append(start_table(study, d).to_markdown())
                 continue
             from .sweep import build_tables
             out += [t.to_markdown() for t in build_tables(d.results)]
