@@ -10,7 +10,7 @@ line per mutant and a score line::
 
     caught    penalty-on-real-batch       train/phases.py
     ...
-    mutants: 13 caught, 0 survived
+    mutants: 15 caught, 0 survived
 
 ``caught``: the tests failed on the mutant. ``SURVIVED``: they passed, so that bug would go
 unnoticed; add a test. ``anchor not found``: the source changed and the anchor no longer occurs
@@ -45,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 T = "tests/test_bugs_that_matter.py::"
+S = "tests/test_studies.py::"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,16 @@ MUTANTS = [
            'fake = self.G(self._z(self.cfg["train"]["batch_size"])).float()',
            'fake = self.G(self.fixed_z[: self.cfg["train"]["batch_size"]]).float()',
            (T + "test_discriminator_step_draws_fresh_noise_vectors",)),
+    # the studies' records: a rerun stopped part-way must not leave results.json knowing less
+    Mutant("rerun-drops-earlier-records", "experiments/driver.py",
+           "        if not any(self._carried.values()):",
+           "        if True:",
+           ("tests/test_experiments_driver.py::test_an_interrupted_rerun_keeps_the_earlier_records_it_has_not_reached",
+            S + "test_a_rerun_stopped_part_way_leaves_results_json_as_complete_as_before")),
+    Mutant("rerun-forgets-tuning-choices", "experiments/grid.py",
+           "        _keep_earlier_choices(results, file.earlier)",
+           "        pass",
+           (S + "test_a_rerun_stopped_part_way_leaves_results_json_as_complete_as_before",)),
 ]
 
 
