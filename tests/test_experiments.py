@@ -497,3 +497,54 @@ def test_grid_dry_run_lists_the_new_names(tmp_path, capsys):
     assert [("reg.attack_steps=3" in j.overrides) for j in jobs] == [False, False, True]
     for j in jobs:
         j.config()  # every cell's config is valid
+
+
+# ------------------------------------------------------------------------------ sweep weights per loss
+def _grid_file(path, cells):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps({"kind": "grid", "cells": cells}))
+    return path
+
+
+def test_tuned_weights_are_read_per_loss_and_regulariser(tmp_path):
+    a = _grid_file(tmp_path / "gan", [
+        {"id": "gan-none", "loss": "gan", "reg": "none", "attack": None, "target": None, "tuned": None},
+        {"id": "gan-gp", "loss": "gan", "reg": "gp", "attack": None, "target": None, "tuned": {"reg.lam": 1}},
+        {"id": "gan-ar-fgm-discriminator", "loss": "gan", "reg": "ar", "attack": "fgm", "target": "discriminator",
+         "tuned": {"reg.lam": 1000}},
+        # other attacks and the robust loss are other cells: they do not set ar's weight
+        {"id": "gan-ar-pgd-discriminator", "loss": "gan", "reg": "ar", "attack": "pgd", "target": "discriminator",
+         "tuned": {"reg.lam": 1}},
+        {"id": "gan-ar-fgm-loss", "loss": "gan", "reg": "ar", "attack": "fgm", "target": "loss",
+         "tuned": {"reg.lam": 10}}])
+    b = _grid_file(tmp_path / "wgan", [
+        {"id": "wgan-noise", "loss": "wgan", "reg": "noise", "attack": None, "target": None,
+         "tuned": {"reg.sigma": 0.1}}])
+    assert sweep.tuned_weights([a, b / "results.json"]) == {
+        "gan": {"gp": {"reg.lam": 1}, "ar": {"reg.lam": 1000}}, "wgan": {"noise": {"reg.sigma": 0.1}}}
+    c = _grid_file(tmp_path / "again", [
+        {"id": "gan-gp", "loss": "gan", "reg": "gp", "attack": None, "target": None, "tuned": {"reg.lam": 10}}])
+    with pytest.raises(ValueError, match=r"gan gp tuned to \{'reg.lam': 10\}, another grid chose \{'reg.lam': 1\}"):
+        sweep.tuned_weights([a, c])
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "results.json").write_text(json.dumps({"kind": "sweep"}))
+    with pytest.raises(ValueError, match="not a grid's results.json"):
+        sweep.tuned_weights([tmp_path / "sw"])
+    with pytest.raises(ValueError, match="no such file; run that grid"):
+        sweep.tuned_weights([tmp_path / "missing"])
+
+
+def test_sweep_runs_take_the_weight_of_their_setups_loss(tmp_path):
+    setups = [{"id": "s0", "factors": {"loss": "gan"}}, {"id": "s1", "factors": {"loss": "wgan"}}]
+    weights = {"gan": {"gp": {"reg.lam": 1}, "noise": {"reg.sigma": 0.2}},
+               "wgan": {"gp": {"reg.lam": 30}, "noise": {"reg.sigma": 0.05}}}
+    jobs = sweep.sweep_jobs(POOLS["toy"], setups, ["none", "gp", "noise"], tmp_path, weights=weights)
+    got = {(j.info["setup"], j.info["method"]): j.config()["reg"] for j in jobs}
+    assert got[("s0", "gp")]["lam"] == 1 and got[("s1", "gp")]["lam"] == 30
+    assert got[("s0", "noise")]["sigma"] == 0.2 and got[("s1", "noise")]["sigma"] == 0.05
+    assert got[("s0", "none")]["lam"] is None and "weights" not in jobs[0].info
+    # without weights every method keeps its default
+    plain = sweep.sweep_jobs(POOLS["toy"], setups, ["gp"], tmp_path)
+    assert [j.config()["reg"]["lam"] for j in plain] == [None, None]
+    with pytest.raises(ValueError, match="no tuned weight for rfm on the wgan loss"):
+        sweep.sweep_jobs(POOLS["toy"], setups, ["rfm"], tmp_path, weights={"gan": {"rfm": {"reg.lam": 1}}})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -401,3 +402,23 @@ def test_the_start_table_lists_each_setup_against_the_threshold(tmp_path):
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["600", "500", "800"]
     # the best start (500) is 2.0x the cpu pool's threshold of 250
     assert "3 of 3 setups scored: 500 to 800" in text and "below 250, 2.0x below the best start here" in text
+
+
+def test_table2_runs_every_method_at_table1s_weight_for_the_setups_loss():
+    study = studies.get_study("table2")
+    _, jobs = studies.part_jobs("studies", study, study.parts[1])
+    tuned = {}
+    for loss in ("gan", "lsgan", "wgan"):
+        for cell in json.loads((Path("studies") / "table1" / loss / "results.json").read_text())["cells"]:
+            if cell["attack"] in (None, "fgm") and cell["target"] in (None, "discriminator"):
+                tuned[(loss, cell["reg"])] = cell["tuned"]
+    checked = 0
+    for job in jobs:
+        cfg, method = job.config(), job.info["method"]
+        if method == "none":
+            assert cfg["reg"]["lam"] is None
+            continue
+        ((key, value),) = tuned[(cfg["loss"], method)].items()
+        assert cfg["reg"][key.split(".")[1]] == value
+        checked += 1
+    assert checked == 100  # 20 setups x 5 methods with a weight

@@ -44,6 +44,7 @@ __all__ = [
     "FACTOR_KEYS",
     "pool_size",
     "sample_setups",
+    "tuned_weights",
     "setup_overrides",
     "sweep_jobs",
     "rank_methods",
@@ -171,8 +172,14 @@ def _check_overrides(overrides: list[str], pool: Pool) -> None:
 
 
 def sweep_jobs(pool: Pool, setups: list[dict], methods, out: str | Path, seed: int = 0,
-               overrides: list[str] | None = None, steps: int | None = None, metric: str | None = None) -> list[Job]:
-    """One job per (setup, method), setup-major, in ``out/runs/<setup>-<method>``."""
+               overrides: list[str] | None = None, steps: int | None = None, metric: str | None = None,
+               weights: dict | None = None) -> list[Job]:
+    """One job per (setup, method), setup-major, in ``out/runs/<setup>-<method>``.
+
+    ``weights`` (from :func:`tuned_weights`), if given, holds each method's weight per loss,
+    ``{loss: {method: {"reg.lam": 100}}}``: a run gets the weight of its setup's loss, and a method
+    with a weight to set (every one but ``none``) must have one for every loss it meets.
+    """
     from ..regularizers import REGULARIZERS
 
     methods = list(methods)
@@ -191,9 +198,48 @@ def sweep_jobs(pool: Pool, setups: list[dict], methods, out: str | Path, seed: i
             run_id = f"{setup['id']}-{method}"
             ov = base + setup_overrides(setup["factors"]) + [f"reg.name={method}", f"seed={seed}"]
             info = {"setup": setup["id"], "factors": dict(setup["factors"]), "method": method, "seed": seed}
+            if weights is not None and method != "none":
+                loss = setup["factors"].get("loss")
+                chosen = (weights.get(loss) or {}).get(method)
+                if not chosen:
+                    raise ValueError(f"no tuned weight for {method} on the {loss} loss in the weights given; "
+                                     f"tune that cell first (its grid's results.json), or leave {method} out")
+                ov += [f"{key}={value}" for key, value in chosen.items()]
+                info["weights"] = dict(chosen)
             jobs.append(Job(run_id, Path(out) / "runs" / run_id, pool.preset, ov, info, metric,
                             record_dir=Path(out) / "records" / "eval" / run_id, record_samples=True))
     return jobs
+
+
+def tuned_weights(paths) -> dict[str, dict[str, dict]]:
+    """The weights grids tuned, as ``{loss: {reg: {key: value}}}``, from their ``results.json``.
+
+    ``paths``: grid folders or their ``results.json`` files. A cell counts when its tuning chose
+    (``tuned``); only the plain cells (FGM against D, as Table 1 tunes them) give the weight of
+    ``ar`` and ``rfm``. Two grids that chose differently for the same loss and regulariser are an
+    error, and so is a file that is not a grid's.
+    """
+    from .results import read_json
+
+    out: dict[str, dict[str, dict]] = {}
+    for path in paths:
+        path = Path(path)
+        file = path / "results.json" if path.is_dir() else path
+        if not file.is_file():
+            raise ValueError(f"{file}: no such file; run that grid (or its study part) first")
+        results = read_json(file)
+        if not isinstance(results, dict) or results.get("kind") != "grid":
+            raise ValueError(f"{file}: not a grid's results.json (kind {results.get('kind') if isinstance(results, dict) else None!r})")
+        for cell in results.get("cells") or []:
+            if not cell.get("tuned") or cell.get("attack") not in (None, "fgm") \
+                    or cell.get("target") not in (None, "discriminator"):
+                continue
+            loss, reg = cell["loss"], cell["reg"]
+            before = out.setdefault(loss, {}).get(reg)
+            if before is not None and before != cell["tuned"]:
+                raise ValueError(f"{file}: {loss} {reg} tuned to {cell['tuned']}, another grid chose {before}")
+            out[loss][reg] = dict(cell["tuned"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- ranking
@@ -373,6 +419,15 @@ def build_tables(results: dict) -> list[Table]:
     per_setup = Table(f"Final {results['metric']} per setup (rank)", ["setup", "loss batch lr block width act norm"]
                       + list(methods) + (["left the start"] if judged else []), rows, "", bold)
     tables = [summary_table(results)]
+    if results.get("weights"):
+        weights = results["weights"]
+        losses = [loss for loss in results["factors"].get("loss", []) if loss in weights] or sorted(weights)
+        shown = [m for m in methods if m != "none"]
+        wrows = [[loss] + [", ".join(f"{k.split('.')[-1]} {format_value(v, 3)}"
+                                     for k, v in (weights[loss].get(m) or {}).items()) or "--" for m in shown]
+                 for loss in losses]
+        tables.append(Table("Weights, per loss, the same in every setup", ["loss"] + shown, wrows,
+                            "Each method's weight as tuned for that loss (`--weights-from`)."))
     if "trained" in results["summary"]:
         tables.append(summary_table(results, trained=True))
     return tables + [per_setup]
@@ -389,7 +444,7 @@ def tables_markdown(results: dict) -> str:
 # ------------------------------------------------------------------------------------------------- driver
 def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("none", "noise", "gp", "rfm"),
               seed: int = 0, steps: int | None = None, overrides: list[str] | None = None, metric: str | None = None,
-              executor=None, on_record=None, command: str | None = None) -> dict:
+              executor=None, on_record=None, command: str | None = None, weights: dict | None = None) -> dict:
     """Draw the setups, train every method on each, rank them; write ``results.json`` and ``table.md``.
 
     Args:
@@ -403,6 +458,8 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
         metric: main metric (``None``: ``fd`` for images, ``w1`` for 2-D data).
         executor: an executor (default: one local subprocess at a time).
         on_record: ``on_record(job, record, reused)`` after each run.
+        weights: each method's weight per loss (:func:`tuned_weights`); ``None``: every method
+            runs with its default weight.
     """
     if isinstance(pool, str):
         if pool not in POOLS:
@@ -411,7 +468,7 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
     methods = list(methods)
     out = Path(out)
     drawn = sample_setups(pool, setups, seed)
-    jobs = sweep_jobs(pool, drawn, methods, out, seed, overrides, steps, metric)
+    jobs = sweep_jobs(pool, drawn, methods, out, seed, overrides, steps, metric, weights)
     for job in jobs:
         job.config()  # every config is valid before the first run starts
     metric, direction = main_metric(metric, jobs[0].config())
@@ -421,7 +478,7 @@ def run_sweep(pool: str | Pool, out: str | Path, *, setups: int = 55, methods=("
         "kind": "sweep", "version": 1, "command": command, "pool": pool.name, "preset": pool.preset,
         "pool_description": pool.description, "factors": {k: list(v) for k, v in pool.factors.items()},
         "pool_overrides": list(pool.overrides), "overrides": list(overrides or []), "steps": steps,
-        "left_start": pool.left_start,
+        "left_start": pool.left_start, "weights": weights,
         "seed": seed, "methods": methods, "metric": metric, "direction": direction, "runs": [],
     }
 
@@ -452,6 +509,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the setup sampler and of every run (default 0)")
     parser.add_argument("--steps", type=int, default=None, help="train.steps of every run (default: the pool's)")
     parser.add_argument("--metric", default=None, help="ranking metric (default fd for images, w1 for 2-D data)")
+    parser.add_argument("--weights-from", action="append", default=[], metavar="GRID",
+                        help="a tuned grid's folder (repeatable): each method runs with the weight that grid "
+                             "chose for the setup's loss (default: every method's default weight)")
     add_executor_arguments(parser)
 
 
@@ -462,7 +522,9 @@ def run(args: argparse.Namespace) -> int:
         prepare_run_dir(args.out)
     pool = POOLS[args.pool]
     drawn = sample_setups(pool, args.setups, args.seed)
-    jobs = sweep_jobs(pool, drawn, args.methods, args.out, args.seed, list(args.overrides), args.steps, args.metric)
+    weights = tuned_weights(args.weights_from) if args.weights_from else None
+    jobs = sweep_jobs(pool, drawn, args.methods, args.out, args.seed, list(args.overrides), args.steps, args.metric,
+                      weights)
     if args.dry_run:
         print_jobs(jobs)
         print(f"{len(drawn)} setups x {len(args.methods)} methods = {len(jobs)} runs")
@@ -471,7 +533,7 @@ def run(args: argparse.Namespace) -> int:
           f"in {args.out}", flush=True)
     results = run_sweep(pool, args.out, setups=args.setups, methods=args.methods, seed=args.seed, steps=args.steps,
                         overrides=list(args.overrides), metric=args.metric, executor=executor_from_args(args),
-                        on_record=print_progress(len(jobs)), command=command_line(args, "sweep"))
+                        on_record=print_progress(len(jobs)), command=command_line(args, "sweep"), weights=weights)
     print(summary_table(results).to_markdown())
     print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'table.md'}; next: robustgan report {args.out}")
     return 0
