@@ -422,3 +422,45 @@ def test_table2_runs_every_method_at_table1s_weight_for_the_setups_loss():
         assert cfg["reg"][key.split(".")[1]] == value
         checked += 1
     assert checked == 100  # 20 setups x 5 methods with a weight
+
+
+def test_a_part_with_weights_from_runs_every_attack_at_the_weight_the_other_grid_tuned(tmp_path):
+    base = tuple(TINY)
+    ref = Study("ref", "tunes rfm with fgm", (Part("gan", "toy-8gaussians", ("gan",), ("none", "rfm"), 1, 20, base,
+                                                   {"reg.lam": [0.1, 1]}, tune_overrides=("log.eval_every=0",)),),
+                "w1", ("high_quality_fraction",), robust=("rfm",), baselines=("none",))
+    # a tuning grid too: the cells with a given weight are not tuned
+    part = Part("gan", "toy-8gaussians", ("gan",), ("none", "rfm"), 2, 20, base, {"reg.lam": [0.1, 1]},
+                tune_overrides=("log.eval_every=0",), attacks=("fgsm", "pgd"), weights_from=(("ref", "gan"),))
+    study = Study("att", "attacks at ref's weight", (part,), "w1", ("high_quality_fraction",), robust=("rfm",),
+                  baselines=("none",))
+    # before ref has run, the study says what to run instead of training at the default weight
+    with pytest.raises(ValueError, match=r"no such file; run that grid"):
+        studies.part_jobs(tmp_path, study, part)
+    studies.run_study(ref, tmp_path, executor=_counting_executor([]))
+    chosen = json.loads((tmp_path / "ref" / "gan" / "results.json").read_text())
+    lam = next(c["tuned"] for c in chosen["cells"] if c["reg"] == "rfm")["reg.lam"]
+    assert lam in (0.1, 1)
+    calls = []
+    studies.run_study(study, tmp_path, executor=_counting_executor(calls))
+    # no tuning: two seeds of none and of each attack's rfm cell, nothing else
+    assert sorted(calls) == sorted(f"gan-{c}-s{s}" for c in ("none", "rfm-fgsm-discriminator",
+                                                             "rfm-pgd-discriminator") for s in (0, 1))
+    out = tmp_path / "att" / "gan"
+    for attack in ("fgsm", "pgd"):
+        rec = records.read_stored(out / "records" / "eval" / f"gan-rfm-{attack}-discriminator-s1")
+        assert rec["config"]["reg"]["lam"] == lam and rec["config"]["reg"]["attack"] == attack
+        assert rec["info"]["weights"] == {"reg.lam": lam} and rec["info"]["tuned"] is None
+    none = records.read_stored(out / "records" / "eval" / "gan-none-s0")
+    assert "weights" not in none["info"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["weights_from"] == ["ref/gan"] and results["tuning_runs"] == []
+    table = studies.cell_table(study, studies.load_part(tmp_path, study, part))
+    given = {row[1]: row[-1] for row in table.rows}
+    assert given["rfm-fgsm-discriminator"] == f"lam={lam} (given)" and given["none"] == "default"
+    assert "ref/gan tuned" in table.note
+    # a grid that tuned a different regulariser leaves this one without a weight: refused
+    other = Part("gan", "toy-8gaussians", ("gan",), ("ar",), 1, 20, base, attacks=("fgsm",),
+                 weights_from=(("ref", "gan"),))
+    with pytest.raises(ValueError, match=r"ref/gan has no tuned weight for gan ar; run that first"):
+        other.weights(tmp_path)

@@ -238,23 +238,42 @@ def _base_overrides(overrides: list[str], steps: int | None, tune: dict) -> list
 
 
 def grid_jobs(cells: list[Cell], seeds, out: str | Path, preset: str | None, overrides: list[str],
-              tuned: dict[str, dict] | None = None, metric: str | None = None) -> list[Job]:
+              tuned: dict[str, dict] | None = None, metric: str | None = None,
+              fixed: dict[str, dict] | None = None) -> list[Job]:
     """One :class:`Job` per (cell, seed) in ``out/runs/<cell>-s<seed>``; ``tuned[cell.id]`` holds the
-    chosen ``{key: value}`` of a tuned cell. ``overrides`` are the full base overrides."""
+    chosen ``{key: value}`` of a tuned cell, ``fixed[cell.id]`` the given one of a cell that is not
+    tuned (see :func:`fixed_weights`). ``overrides`` are the full base overrides."""
     jobs = []
     seeds = list(seeds)
     first = seeds[0] if seeds else None
     for cell in cells:
-        chosen = (tuned or {}).get(cell.id) or {}
+        given = (fixed or {}).get(cell.id) or {}
+        chosen = given or (tuned or {}).get(cell.id) or {}
         for seed in seeds:
             run_id = f"{cell.id}-s{seed}"
             ov = (_cell_overrides(overrides, cell) + cell.overrides() + [f"{k}={v}" for k, v in chosen.items()]
                   + [f"seed={seed}"])
-            info = dict(cell.as_dict(), cell=cell.id, seed=seed, tuned=dict(chosen) or None, phase="eval")
+            info = dict(cell.as_dict(), cell=cell.id, seed=seed, tuned=None if given else (dict(chosen) or None),
+                        phase="eval")
+            if given:
+                info["weights"] = dict(given)
             info.pop("id")
             jobs.append(Job(run_id, Path(out) / "runs" / run_id, preset, ov, info, metric,
                             record_dir=Path(out) / "records" / "eval" / run_id, record_samples=seed == first))
     return jobs
+
+
+def fixed_weights(cells: list[Cell], weights: dict | None) -> dict[str, dict]:
+    """``{cell_id: {key: value}}`` for the cells whose loss and regulariser ``weights`` holds
+    (``{loss: {reg: {key: value}}}``, e.g. :func:`robustgan.experiments.sweep.tuned_weights` of
+    another grid): those cells are not tuned and run with that weight, whatever their attack or
+    target. The other cells are left to the grid's tuning (or their defaults)."""
+    out = {}
+    for cell in cells:
+        given = ((weights or {}).get(cell.loss) or {}).get(cell.reg)
+        if given:
+            out[cell.id] = dict(given)
+    return out
 
 
 def _candidates(keys: list[str], tune: dict, cell: Cell) -> list[dict]:
@@ -450,7 +469,7 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
              tune: dict | None = None, tune_seeds: int = 1, metric: str | None = None,
              executor=None, on_record=None, command: str | None = None, seed_base: int = 0,
              tune_overrides: list[str] | None = None, share=(), extend: int = 0,
-             replace_retuned: bool = False) -> dict:
+             replace_retuned: bool = False, weights: dict | None = None, weights_from=()) -> dict:
     """Train the grid (tuning first if ``tune``), write ``results.json`` and ``table.md``; return the results.
 
     Args:
@@ -480,6 +499,10 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
             moved, e.g. after ``extend``) is set aside, not refused: its record moves to
             ``records/superseded/`` and its run folder to ``runs/<run_id>.superseded``, and it
             trains again with the new value. Any other difference is still refused.
+        weights: ``{loss: {reg: {key: value}}}``: the cells of those losses and regularisers are not
+            tuned; they run with these weights (:func:`fixed_weights`), e.g. Appendix F's attacks at
+            the weight Table 1 tuned with FGM. ``weights_from`` names where they came from (kept in
+            ``results.json``).
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
@@ -496,21 +519,26 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
     if set(seed_list) & set(tune_seed_list):
         raise ValueError(f"evaluation seeds {seed_list[0]}..{seed_list[-1]} overlap the tuning seeds "
                          f"{tune_seed_list[0]}..{tune_seed_list[-1]}; choose another seed base")
+    fixed = fixed_weights(cells, weights)
+    tcells = [c for c in cells if c.id not in fixed]
     results = {
         "kind": "grid", "version": 1, "command": command, "preset": preset, "metric": metric, "direction": direction,
         "losses": list(losses), "regs": list(regs), "attacks": list(attacks), "targets": list(targets),
         "seeds": seed_list, "steps": steps, "overrides": base, "tune": tune, "tune_seeds": tune_seed_list,
         "tune_overrides": list(tune_overrides or []),
-        "cells": [dict(c.as_dict(), tuned=None) for c in cells], "tuning": {}, "tuning_runs": [], "runs": [],
+        "cells": [dict(c.as_dict(), tuned=None, **({"weights": fixed[c.id]} if c.id in fixed else {}))
+                  for c in cells], "tuning": {}, "tuning_runs": [], "runs": [],
     }
+    if fixed:
+        results["weights_from"] = [str(w) for w in weights_from]
     file = ResultsFile(out / "results.json", results, carry=("tuning_runs", "runs"))
     if tune and file.earlier:
         _keep_earlier_choices(results, file.earlier)
 
     # Every config is resolved (and every run folder checked) before the first run starts.
-    tjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
+    tjobs = tuning_jobs(tcells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
                         metric) if tune else []
-    mjobs_untuned = grid_jobs(cells, seed_list, out, preset, base, None, metric)
+    mjobs_untuned = grid_jobs(cells, seed_list, out, preset, base, None, metric, fixed)
     for job in tjobs + mjobs_untuned:
         job.config()
 
@@ -519,25 +547,25 @@ def run_grid(preset: str | None, out: str | Path, *, losses=("gan", "lsgan", "wg
     if tjobs:
         share_records(tjobs, share, "tune")
         file.run(tjobs, executor, "tuning_runs", on_record)
-        results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction)
+        results["tuning"] = choose_tuned(tcells, tune, results["tuning_runs"], direction)
         extra: dict = {}
         for _ in range(extend):
-            new = edge_candidates(cells, tune, results["tuning"], extra)
+            new = edge_candidates(tcells, tune, results["tuning"], extra)
             if not new:
                 break
             for cid, cand in new.items():
                 extra.setdefault(cid, []).append(cand)
-            xjobs = tuning_jobs(cells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
+            xjobs = tuning_jobs(tcells, tune, tune_seed_list, out, preset, base + list(tune_overrides or []),
                                 metric, candidates={cid: [cand] for cid, cand in new.items()})
             share_records(xjobs, share, "tune")
             file.run(xjobs, executor, "tuning_runs", on_record)
-            results["tuning"] = choose_tuned(cells, tune, results["tuning_runs"], direction, extra)
+            results["tuning"] = choose_tuned(tcells, tune, results["tuning_runs"], direction, extra)
         results["tuned_beyond_grid"] = extra
         tuned = {cid: t["chosen"] for cid, t in results["tuning"].items() if t["chosen"]}
         for c in results["cells"]:
             c["tuned"] = tuned.get(c["id"])
         file.save()
-    mjobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric)
+    mjobs = grid_jobs(cells, seed_list, out, preset, base, tuned, metric, fixed)
     if replace_retuned:
         file.forget(supersede_retuned(mjobs, list(tune)))
     share_records(mjobs, share, "eval")
@@ -644,6 +672,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "up to N times (default 0)")
     parser.add_argument("--metric", default=None,
                         help="main metric (default fd for images, w1 for 2-D data); e.g. kid, modes_covered")
+    parser.add_argument("--weights-from", action="append", default=[], metavar="GRID",
+                        help="a tuned grid's folder (repeatable): each cell whose loss and regulariser that grid "
+                             "tuned (with fgm, on D) runs at that weight, for every attack and target, and is "
+                             "not tuned here")
     add_executor_arguments(parser)
 
 
@@ -652,12 +684,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:  # a file, a folder under a file, a read-only place: one line, before any run
         from ..train.rundir import prepare_run_dir
         prepare_run_dir(args.out)
+    from .sweep import tuned_weights
+
     tune = parse_tune(args.tune)
     cells = expand_cells(args.losses, args.regs, args.attacks, args.targets)
     base = _base_overrides(list(args.overrides), args.steps, tune)
-    tjobs = tuning_jobs(cells, tune, list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + args.tune_seeds)), args.out,
+    weights = tuned_weights(args.weights_from) if args.weights_from else None
+    fixed = fixed_weights(cells, weights)
+    tjobs = tuning_jobs([c for c in cells if c.id not in fixed], tune,
+                        list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + args.tune_seeds)), args.out,
                         args.preset, base) if tune else []
-    jobs = grid_jobs(cells, range(args.seeds), args.out, args.preset, base)
+    jobs = grid_jobs(cells, range(args.seeds), args.out, args.preset, base, fixed=fixed)
     if args.dry_run:
         print_jobs(tjobs + jobs)
         print(f"{len(cells)} cells, {len(jobs)} runs" + (f" (+ {len(tjobs)} tuning runs; evaluation runs then use "
@@ -669,7 +706,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_grid(args.preset, args.out, losses=args.losses, regs=args.regs, attacks=args.attacks,
                        targets=args.targets, seeds=args.seeds, steps=args.steps, overrides=list(args.overrides),
                        tune=tune, tune_seeds=args.tune_seeds, metric=args.metric, executor=executor,
-                       extend=args.extend_edges,
+                       extend=args.extend_edges, weights=weights, weights_from=args.weights_from,
                        on_record=print_progress(len(jobs) + len(tjobs)), command=command_line(args, "grid"))
     statuses = [r["status"] for r in results["runs"]]
     print(f"{statuses.count('complete')} complete, {statuses.count('diverged')} diverged, "

@@ -64,10 +64,27 @@ class Part:
     extend: int = 0  # rounds of tuning past the grid's edge (run_grid's ``extend``)
     attacks: tuple = ("fgm",)
     targets: tuple = ("discriminator",)
+    #: (study, part) grids whose tuned weights the cells of the same loss and regulariser use, not
+    #: tuned here (Appendix F: every attack at the weight Table 1 tuned with FGM)
+    weights_from: tuple = ()
 
     def cells(self) -> list:
         from .grid import expand_cells
         return expand_cells(self.losses, self.regs, self.attacks, self.targets)
+
+    def weights(self, root: str | Path) -> dict | None:
+        """``{loss: {reg: {key: value}}}`` from the ``weights_from`` grids; every cell with a
+        weighted regulariser must find its weight there, else a ValueError says what to run."""
+        if not self.weights_from:
+            return None
+        from .sweep import tuned_weights
+        weights = tuned_weights([Path(root) / s / p for s, p in self.weights_from])
+        where = ", ".join(f"{s}/{p}" for s, p in self.weights_from)
+        for cell in self.cells():
+            if cell.reg != "none" and cell.reg not in (weights.get(cell.loss) or {}):
+                raise ValueError(f"{where} has no tuned weight for {cell.loss} {cell.reg}; "
+                                 f"run that first (robustgan study run {self.weights_from[0][0]})")
+        return weights
 
 
 @dataclass(frozen=True)
@@ -164,9 +181,12 @@ def _table4() -> Study:
 
 def _appf() -> Study:
     base = PINNED + ("log.eval_every=1000",)
+    # Each attack at the weight Table 1 tuned with FGM: the attacks share the radius (fgsm's L-inf
+    # radius defaults to delta / sqrt(numel), the same L2 size), so one weight means the same
+    # penalty scale, and the study asks only whether the attack matters. Tuning each attack anew
+    # would cost 30 more runs, 20 of them multi-step (about 1.8x an FGM step each).
     part = Part("gan", "fmnist-dcgan", ("gan",), ("none", "ar", "rfm"), 3, TABLE1_STEPS, base,
-                {"reg.lam": WIDE_TUNE["reg.lam"]}, tune_overrides=("log.eval_every=0",),
-                attacks=("fgsm", "pgd", "cw"), extend=EXTEND)
+                attacks=("fgsm", "pgd", "cw"), weights_from=(("table1", "gan"),))
     return Study("appF", "Appendix F at CPU scale: AR and RFM with FGSM, PGD and CW attacks, gan, Fashion-MNIST DCGAN",
                  (part,), "fd", ("kid_mean",), ("precision", "recall"), baselines=("none",),
                  budget_note=f"{TABLE1_STEPS} steps, the Table 1 budget", reference=("table1", "gan"),
@@ -209,14 +229,17 @@ def part_jobs(root: str | Path, study: Study, part: Part) -> tuple[list, list]:
         drawn = sample_setups(part.pool, part.setups, part.seed)
         return [], sweep_jobs(POOLS[part.pool], drawn, part.methods, part_dir(root, study, part), part.seed,
                               list(part.overrides), weights=part.weights(root))
-    from .grid import TUNE_SEED_BASE, _base_overrides, grid_jobs, tuning_jobs
+    from .grid import TUNE_SEED_BASE, _base_overrides, fixed_weights, grid_jobs, tuning_jobs
 
     out = part_dir(root, study, part)
     cells = part.cells()
     base = _base_overrides(list(part.overrides), part.steps, part.tune)
     tseeds = list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + part.tune_seeds)) if part.tune else []
-    tjobs = tuning_jobs(cells, part.tune, tseeds, out, part.preset, base + list(part.tune_overrides)) if part.tune else []
-    ejobs = grid_jobs(cells, range(part.seed_base, part.seed_base + part.seeds), out, part.preset, base)
+    fixed = fixed_weights(cells, part.weights(root))
+    tjobs = tuning_jobs([c for c in cells if c.id not in fixed], part.tune, tseeds, out, part.preset,
+                        base + list(part.tune_overrides)) if part.tune else []
+    ejobs = grid_jobs(cells, range(part.seed_base, part.seed_base + part.seeds), out, part.preset, base,
+                      fixed=fixed)
     return tjobs, ejobs
 
 
@@ -245,7 +268,8 @@ def run_study(study: Study, root: str | Path = "studies", parts: list[str] | Non
                             overrides=list(part.overrides), tune=dict(part.tune), tune_seeds=part.tune_seeds,
                             tune_overrides=list(part.tune_overrides), executor=executor, on_record=on_record,
                             share=[Path(root) / s / p for s, p in study.share], extend=part.extend,
-                            replace_retuned=True,
+                            replace_retuned=True, weights=part.weights(root),
+                            weights_from=[f"{s}/{p}" for s, p in part.weights_from],
                             command=f"robustgan study run {study.name} --part {part.name}"))
     return out
 
@@ -330,16 +354,20 @@ def cell_table(study: Study, data: PartData) -> Table:
             continue
         div = sum(r.get("status") == "diverged" for r in mine)
         runs = f"{len(mine)}/{data.part.seeds}" + (f" ({div} diverged)" if div else "")
-        tuned = (mine[0]["info"].get("tuned") or {})
+        tuned = (mine[0]["info"].get("tuned") or mine[0]["info"].get("weights") or {})
         row = [cell.loss, _label(cell), runs, _interval(summarize(values[study.metric][cell.id].values())),
                _interval(summarize(best[cell.id].values()))]
         row += [_interval(summarize(values[k][cell.id].values())) for k in keys[1:]]
-        row.append(", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned.items()) or "default")
+        row.append(", ".join(f"{k.split('.')[-1]}={v}" for k, v in tuned.items())
+                   + (" (given)" if mine[0]["info"].get("weights") else "") or "default")
         rows.append(row)
     note = (f"mean ± sd [95% t interval] over the evaluation seeds "
             f"{data.part.seed_base}..{data.part.seed_base + data.part.seeds - 1}; "
             + ", ".join(f"{k}: {'lower' if _direction(k) == 'min' else 'higher'} is better" for k in keys)
             + f"; best {study.metric} = the best evaluation during training. Diverged runs have no value.")
+    if getattr(data.part, "weights_from", ()):
+        note += (" (given): not tuned here; the weight " + " and ".join(f"{s}/{p}" for s, p in data.part.weights_from)
+                 + " tuned for the same loss and regulariser with FGM.")
     return Table(f"{data.part.name}: every cell", header, rows, note)
 
 
@@ -678,7 +706,9 @@ def run(args: argparse.Namespace) -> int:
             tjobs, ejobs = part_jobs(args.root, study, p)
             print_jobs(tjobs + ejobs)
             print(f"{p.name}: {len(tjobs)} tuning runs, {len(ejobs)} evaluation runs"
-                  + (" (shown with the default weights; they run with the tuned ones)" if tjobs else ""))
+                  + (" (shown with the default weights; they run with the tuned ones)" if tjobs else "")
+                  + (f" (weights from {', '.join(f'{s}/{q}' for s, q in p.weights_from)})"
+                     if getattr(p, "weights_from", ()) else ""))
         return 0
     if args.workers is None and args.backend == "local":
         args.workers = 2
