@@ -548,3 +548,26 @@ def test_sweep_runs_take_the_weight_of_their_setups_loss(tmp_path):
     assert [j.config()["reg"]["lam"] for j in plain] == [None, None]
     with pytest.raises(ValueError, match="no tuned weight for rfm on the wgan loss"):
         sweep.sweep_jobs(POOLS["toy"], setups, ["rfm"], tmp_path, weights={"gan": {"rfm": {"reg.lam": 1}}})
+
+
+def test_a_sweep_ranked_again_among_a_subset_of_its_methods():
+    from robustgan.experiments.results import format_value
+    from robustgan.experiments.sweep import rank_setups, subset_tables
+
+    values = {"s0": {"a": 1.0, "b": 2.0, "c": 3.0},   # among a, c: a 1, c 2
+              "s1": {"a": 3.0, "b": 1.0, "c": 2.0},   # c 1, a 2 (b, the best, is left out)
+              "s2": {"a": 5.0, "b": 6.0, "c": 9.0}}   # a 1, c 2; c does not pass the start (8)
+    runs = [{"info": {"setup": s, "method": m}, "final": v, "status": "complete"}
+            for s, vs in values.items() for m, v in vs.items()]
+    setups = [{"id": s, "factors": {"loss": "gan"}} for s in values]
+    rows, summary = rank_setups(setups, ["a", "b", "c"], runs, "min", 8.0)
+    results = {"methods": ["a", "b", "c"], "setups": rows, "summary": summary, "runs": runs, "direction": "min",
+               "metric": "fd", "pool": "p", "left_start": 8.0}
+    every, trained = subset_tables(results, ["a", "c"])
+    assert every.header == ["", "a", "c"] and "ranked among a, c only" in every.title
+    assert every.rows[0][1:] == ["2", "1"] and every.rows[1][1:] == ["1", "2"]  # #top, #worst
+    assert every.rows[2][1:] == [format_value((1 + 2 + 1) / 3, 3), format_value((2 + 1 + 2) / 3, 3)]
+    # s2 is left out where every method must have left the start (c's 9 > 8)
+    assert trained.rows[0][1:] == ["1", "1"] and trained.rows[2][1:] == ["1.50", "1.50"]
+    with pytest.raises(ValueError, match="d not in this sweep's methods"):
+        subset_tables(results, ["a", "d"])

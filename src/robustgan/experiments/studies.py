@@ -100,6 +100,8 @@ class SweepPart:
     role: str = "sweep"  # "start": the same setups after one step (the score a run has to leave)
     #: (study, part) grids whose tuned weights the methods use, per loss (``sweep --weights-from``)
     weights_from: tuple = ()
+    #: subsets of the methods the summary also ranks among themselves (the paper's Table 2 columns)
+    also_rank: tuple = ()
 
     def weights(self, root: str | Path) -> dict | None:
         from .sweep import tuned_weights
@@ -203,7 +205,8 @@ def _table2() -> Study:
     # every method at the weight Table 1 tuned for the setup's loss, held fixed across setups (the
     # paper tuned lambda per loss, then swept the setups)
     part = SweepPart("cpu", "cpu", 20, ("none", "noise", "gp", "r1r2", "ar", "rfm"),
-                     weights_from=(("table1", "gan"), ("table1", "lsgan"), ("table1", "wgan")))
+                     weights_from=(("table1", "gan"), ("table1", "lsgan"), ("table1", "wgan")),
+                     also_rank=(("none", "noise", "gp", "rfm"),))
     return Study("table2", "Table 2 at CPU scale: 20 setups of the cpu pool (Fashion-MNIST DCGAN)", (start, part),
                  "fd", ("kid_mean",))
 
@@ -639,8 +642,11 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
             if d.part.role == "start":
                 out.append(start_table(study, d).to_markdown())
                 continue
-            from .sweep import build_tables
-            out += [t.to_markdown() for t in build_tables(d.results)]
+            from .sweep import build_tables, subset_tables
+            tables = build_tables(d.results)
+            for subset in d.part.also_rank:  # after the summary tables, before the per-setup one
+                tables[-1:-1] = subset_tables(d.results, subset)
+            out += [t.to_markdown() for t in tables]
             continue
         if d.part.role == "budget":
             if d.eval_records:

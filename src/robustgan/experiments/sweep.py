@@ -391,6 +391,26 @@ def summary_table(results: dict, trained: bool = False) -> Table:
     return Table(title, [""] + list(methods), rows, note, bold)
 
 
+def subset_tables(results: dict, methods) -> list[Table]:
+    """:func:`summary_table` (over every setup, and over those where every one of ``methods`` left
+    the start) with the setups ranked again among ``methods`` only, from the same runs: e.g. the
+    paper's four columns of Table 2 out of a sweep that also trained other methods."""
+    methods = list(methods)
+    unknown = [m for m in methods if m not in results["methods"]]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} not in this sweep's methods ({', '.join(results['methods'])})")
+    _, summary = rank_setups(results["setups"], methods, results["runs"], results["direction"],
+                             results.get("left_start"))
+    sub = dict(results, methods=methods, summary=summary)
+    among = f", ranked among {', '.join(methods)} only"
+    tables = [summary_table(sub)]
+    if "trained" in summary:
+        tables.append(summary_table(sub, trained=True))
+    for t in tables:
+        t.title = t.title.replace(" (Table 2)", f"{among} (Table 2)")
+    return tables
+
+
 def _short(factors: dict) -> str:
     f = dict(factors)
     parts = [str(f.pop("loss", "")), f"b{f.pop('batch', '')}", f"lr{f.pop('lr', '')}"]
