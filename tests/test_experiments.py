@@ -552,7 +552,7 @@ def test_sweep_runs_take_the_weight_of_their_setups_loss(tmp_path):
 
 def test_a_sweep_ranked_again_among_a_subset_of_its_methods():
     from robustgan.experiments.results import format_value
-    from robustgan.experiments.sweep import rank_setups, subset_tables
+    from robustgan.experiments.sweep import rank_difference_table, rank_setups, subset_tables
 
     values = {"s0": {"a": 1.0, "b": 2.0, "c": 3.0},   # among a, c: a 1, c 2
               "s1": {"a": 3.0, "b": 1.0, "c": 2.0},   # c 1, a 2 (b, the best, is left out)
@@ -571,3 +571,14 @@ def test_a_sweep_ranked_again_among_a_subset_of_its_methods():
     assert trained.rows[0][1:] == ["1", "1"] and trained.rows[2][1:] == ["1.50", "1.50"]
     with pytest.raises(ValueError, match="d not in this sweep's methods"):
         subset_tables(results, ["a", "d"])
+    # paired by setup: among a, c the differences a - c are -1, +1, -1 (mean -1/3, an interval
+    # from -1 to 1: not distinguishable); among all three, b - c is -1, -1, -1 in every resample
+    diff = rank_difference_table(results, ["a", "c"], [("a", "c")])
+    assert diff.rows == [["a vs c", "3", f"{format_value(-1 / 3, 3)} [-1.00, 1.00]", "not distinguishable"]]
+    diff = rank_difference_table(results, ["a", "b", "c"], [("b", "c"), ("c", "b")])
+    assert [r[3] for r in diff.rows] == ["better", "worse"] and diff.rows[0][2] == "-1.00 [-1.00, -1.00]"
+    # only the setups that left the start: s2 drops out, a - c is -1, +1
+    diff = rank_difference_table(results, ["a", "c"], [("a", "c")], trained=True)
+    assert diff.rows[0][:3] == ["a vs c", "2", "0 [-1.00, 1.00]"]
+    with pytest.raises(ValueError, match="both must be among a, c"):
+        rank_difference_table(results, ["a", "c"], [("a", "b")])

@@ -642,10 +642,18 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
             if d.part.role == "start":
                 out.append(start_table(study, d).to_markdown())
                 continue
-            from .sweep import build_tables, subset_tables
+            from .sweep import build_tables, rank_difference_table, subset_tables
             tables = build_tables(d.results)
+            methods = list(d.results["methods"])
+            groups = [methods] + [list(x) for x in d.part.also_rank]
             for subset in d.part.also_rank:  # after the summary tables, before the per-setup one
                 tables[-1:-1] = subset_tables(d.results, subset)
+            for group in groups:  # each robust method against every other method of the group
+                pairs = [(a, b) for a in study.robust if a in group for b in group if b != a
+                         and not (b in study.robust and study.robust.index(b) < study.robust.index(a))]
+                pairs += [("r1r2", b) for b in group if b not in ("r1r2",) + tuple(study.robust) and "r1r2" in group]
+                for trained in (False, True):
+                    tables[-1:-1] = [rank_difference_table(d.results, group, pairs, trained)]
             out += [t.to_markdown() for t in tables]
             continue
         if d.part.role == "budget":

@@ -411,6 +411,36 @@ def subset_tables(results: dict, methods) -> list[Table]:
     return tables
 
 
+def rank_difference_table(results: dict, methods, pairs, trained: bool = False) -> Table:
+    """Each pair ``(a, b)`` of ``pairs``: a's rank minus b's, setup by setup, with the setups ranked
+    among ``methods``; its mean, 95% percentile bootstrap interval over setups (10,000 resamples)
+    and a verdict for a: ``better`` when the interval lies below zero (a ranks ahead), ``worse``
+    above, else ``not distinguishable``. ``trained``: only the setups where every one of ``methods``
+    left the start. Paired by setup, this separates methods whose average-rank intervals overlap."""
+    from .stats import bootstrap_mean
+
+    methods = list(methods)
+    rows_in, _ = rank_setups(results["setups"], methods, results["runs"], results["direction"],
+                             results.get("left_start") if trained else None)
+    ranked = [r["ranks"] for r in rows_in if r["ranks"] is not None and (not trained or r["trained"])]
+    rows = []
+    for a, b in pairs:
+        if a not in methods or b not in methods:
+            raise ValueError(f"{a} vs {b}: both must be among {', '.join(methods)}")
+        d = bootstrap_mean([r[a] - r[b] for r in ranked])
+        if d["n"] == 0:
+            rows.append([f"{a} vs {b}", "0", "n/a", "not distinguishable"])
+            continue
+        verdict = "better" if d["hi"] < 0 else "worse" if d["lo"] > 0 else "not distinguishable"
+        rows.append([f"{a} vs {b}", str(d["n"]), f"{format_value(d['mean'], 3)} [{format_value(d['lo'], 3)}, "
+                     f"{format_value(d['hi'], 3)}]", verdict])
+    which = " that left the start" if trained else ""
+    title = f"Rank differences over the setups{which}, ranked among {', '.join(methods)}"
+    note = ("Δ rank = a's rank - b's in the same setup (negative: a ranks ahead), mean [95% percentile bootstrap "
+            "interval over setups, 10,000 resamples]; better / worse when the interval excludes zero.")
+    return Table(title, ["a vs b", "setups", "Δ rank [95% CI]", "verdict"], rows, note)
+
+
 def _short(factors: dict) -> str:
     f = dict(factors)
     parts = [str(f.pop("loss", "")), f"b{f.pop('batch', '')}", f"lr{f.pop('lr', '')}"]
