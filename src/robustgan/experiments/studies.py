@@ -648,10 +648,9 @@ def summary_markdown(study: Study, root: str | Path = "studies") -> str:
             groups = [methods] + [list(x) for x in d.part.also_rank]
             for subset in d.part.also_rank:  # after the summary tables, before the per-setup one
                 tables[-1:-1] = subset_tables(d.results, subset)
-            for group in groups:  # each robust method against every other method of the group
-                pairs = [(a, b) for a in study.robust if a in group for b in group if b != a
-                         and not (b in study.robust and study.robust.index(b) < study.robust.index(a))]
-                pairs += [("r1r2", b) for b in group if b not in ("r1r2",) + tuple(study.robust) and "r1r2" in group]
+            for group in groups:  # each robust method, then r1r2, against every method of the group not before it
+                leaders = [m for m in (*study.robust, "r1r2") if m in group]
+                pairs = [(a, b) for i, a in enumerate(leaders) for b in group if b != a and b not in leaders[:i]]
                 for trained in (False, True):
                     tables[-1:-1] = [rank_difference_table(d.results, group, pairs, trained)]
             out += [t.to_markdown() for t in tables]
